@@ -1,0 +1,53 @@
+"""mobilevos: real-time semi-supervised video object segmentation with finite memory.
+
+Public API::
+
+    import mobilevos as mv
+    model = mv.load_model("model.ckpt")          # or a preset name: mv.load_model("mobilevos-mbv2")
+    predictor = mv.VOSPredictor(model, device="cpu")
+    labels = predictor.step(frame, mask=first_mask)
+
+The method follows Miles et al., "MobileVOS: Real-Time Video Object Segmentation - Contrastive
+Learning meets Knowledge Distillation", CVPR 2023 (arXiv:2303.07815).
+
+Names are imported lazily so that ``import mobilevos`` (and commands such as ``mobilevos score``
+that need no network) do not pay for importing torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS = {
+    "load_model": "mobilevos.checkpoint",
+    "save_checkpoint": "mobilevos.checkpoint",
+    "MemoryConfig": "mobilevos.config",
+    "ModelConfig": "mobilevos.config",
+    "available_presets": "mobilevos.config",
+    "get_preset": "mobilevos.config",
+    "MobileVOSError": "mobilevos.errors",
+    "MobileVOS": "mobilevos.model.network",
+    "build_model": "mobilevos.model.network",
+    "VOSPredictor": "mobilevos.predictor",
+}
+
+__all__ = [*sorted(_EXPORTS), "__version__"]
+
+if TYPE_CHECKING:
+    from mobilevos.checkpoint import load_model, save_checkpoint
+    from mobilevos.config import MemoryConfig, ModelConfig, available_presets, get_preset
+    from mobilevos.errors import MobileVOSError
+    from mobilevos.model.network import MobileVOS, build_model
+    from mobilevos.predictor import VOSPredictor
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'mobilevos' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

