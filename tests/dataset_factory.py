@@ -137,14 +137,14 @@ def make_ytvos(
                 entry["category"] = (categories or {}).get(name, {}).get(obj, "thing")
             objects[str(obj)] = entry
         meta["videos"][name] = {"objects": objects}
+        annotation_dir = root / split / "Annotations" / name
         for t in kept:
-            if split == "train":
-                write_palette_png(root / split / "Annotations" / name / f"{frame_name(t)}.png", labels[t])
-                continue
             starting = [obj for obj, first in first_seen.items() if first == t]
-            if starting:
+            if split == "train":
+                write_palette_png(annotation_dir / f"{frame_name(t)}.png", labels[t])
+            elif starting:
                 given = np.where(np.isin(labels[t], starting), labels[t], 0).astype(np.uint8)
-                write_palette_png(root / split / "Annotations" / name / f"{frame_name(t)}.png", given)
+                write_palette_png(annotation_dir / f"{frame_name(t)}.png", given)
         if all_frames:
             for t, frame in enumerate(frames):
                 path = root / f"{split}_all_frames" / "JPEGImages" / name / f"{frame_name(t)}.jpg"

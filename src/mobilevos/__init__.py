@@ -34,7 +34,19 @@ _EXPORTS = {
     "VOSPredictor": "mobilevos.predictor",
 }
 
-__all__ = [*sorted(_EXPORTS), "__version__"]
+__all__ = [
+    "MemoryConfig",
+    "MobileVOS",
+    "MobileVOSError",
+    "ModelConfig",
+    "VOSPredictor",
+    "__version__",
+    "available_presets",
+    "build_model",
+    "get_preset",
+    "load_model",
+    "save_checkpoint",
+]
 
 if TYPE_CHECKING:
     from mobilevos.checkpoint import load_model, save_checkpoint

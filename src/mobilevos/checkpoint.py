@@ -33,9 +33,7 @@ class Checkpoint(NamedTuple):
     meta: dict[str, Any]
 
 
-def save_checkpoint(
-    model: MobileVOS, path: str | Path, meta: dict[str, Any] | None = None
-) -> None:
+def save_checkpoint(model: MobileVOS, path: str | Path, meta: dict[str, Any] | None = None) -> None:
     """Write ``model`` (config + weights + ``meta``) to ``path`` atomically."""
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     payload = {
@@ -107,9 +105,7 @@ def _preview(keys: list[str], limit: int = 4) -> str:
     return f"[{shown}{more}]"
 
 
-def load_model(
-    source: str | Path, *, expected_config: ModelConfig | None = None
-) -> MobileVOS:
+def load_model(source: str | Path, *, expected_config: ModelConfig | None = None) -> MobileVOS:
     """Build a model from a checkpoint file or a preset name.
 
     A path to an existing file is read as a checkpoint (strictly, from its embedded config). A
@@ -138,8 +134,13 @@ def load_model(
     )
 
 
-_NON_ARCHITECTURE_FIELDS = ("name", "memory", "pretrained", "backbone_weights",
-                            "value_backbone_weights")
+_NON_ARCHITECTURE_FIELDS = (
+    "name",
+    "memory",
+    "pretrained",
+    "backbone_weights",
+    "value_backbone_weights",
+)
 
 
 def _check_architecture(actual: ModelConfig, expected: ModelConfig, path: Path) -> None:

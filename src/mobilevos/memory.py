@@ -107,7 +107,9 @@ class MemoryBank:
         index = torch.tensor([slot], device=key.device)
         if torch.is_grad_enabled():
             self.keys = self.keys.index_copy(2, index, key.unsqueeze(2).to(self.keys.dtype))
-            self.values = self.values.index_copy(3, index, values.unsqueeze(3).to(self.values.dtype))
+            self.values = self.values.index_copy(
+                3, index, values.unsqueeze(3).to(self.values.dtype)
+            )
         else:
             self.keys[:, :, slot] = key
             self.values[:, :, :, slot] = values

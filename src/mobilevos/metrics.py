@@ -74,8 +74,8 @@ def boundary_map(mask: np.ndarray) -> np.ndarray:
     (neighbours outside the image count as background); so the boundary sits half a pixel towards
     the origin from the true edge. Toolkit quirk, reproduced: on the last row only the right
     neighbour is compared, on the last column only the lower one, and the bottom-right pixel is
-    never a boundary. Hence an object touching the right or bottom border has no boundary along
-    that border, while one touching the top or left border does.
+    never a boundary. Hence the image border is never a boundary: an object touching any border
+    has no boundary along it, and a mask filling the frame has none at all.
 
     Shapes:
         mask: (..., H, W), non-zero is foreground.

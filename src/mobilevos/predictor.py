@@ -29,6 +29,28 @@ from mobilevos.memory import MemoryBank
 from mobilevos.model.network import STRIDE, MobileVOS, normalize_image
 
 
+def resolve_device(name: str | torch.device) -> torch.device:
+    """Parse and check a device name ("cpu", "cuda", "cuda:1", "mps") before any work starts."""
+    try:
+        device = torch.device(name)
+    except (RuntimeError, TypeError):
+        raise ConfigError(f"unknown device {name!r}; use cpu, cuda, cuda:N or mps") from None
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ConfigError("device cuda requested but CUDA is not available")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ConfigError(
+                f"device {device} requested but only "
+                f"{torch.cuda.device_count()} CUDA device(s) exist"
+            )
+    elif device.type == "mps":
+        if not torch.backends.mps.is_available():
+            raise ConfigError("device mps requested but Apple MPS is not available")
+    elif device.type != "cpu":
+        raise ConfigError(f"unsupported device {name!r}; use cpu, cuda, cuda:N or mps")
+    return device
+
+
 @dataclass(frozen=True)
 class FrameGeometry:
     """How an input frame maps to the network's padded input.
@@ -58,7 +80,9 @@ class FrameGeometry:
         """Resize (B, C, H, W) to the resized size and zero-pad to the padded size."""
         if (self.resized_height, self.resized_width) != (self.height, self.width):
             kwargs = {"align_corners": False} if mode == "bilinear" else {}
-            x = F.interpolate(x, size=(self.resized_height, self.resized_width), mode=mode, **kwargs)
+            x = F.interpolate(
+                x, size=(self.resized_height, self.resized_width), mode=mode, **kwargs
+            )
         pad_h = self.padded_height - self.resized_height
         pad_w = self.padded_width - self.resized_width
         return F.pad(x, (0, pad_w, 0, pad_h)) if pad_h or pad_w else x
@@ -67,7 +91,9 @@ class FrameGeometry:
         """Crop the padding from (B, C, H', W') and resize back to the input size (bilinear)."""
         x = x[..., : self.resized_height, : self.resized_width]
         if (self.resized_height, self.resized_width) != (self.height, self.width):
-            x = F.interpolate(x, size=(self.height, self.width), mode="bilinear", align_corners=False)
+            x = F.interpolate(
+                x, size=(self.height, self.width), mode="bilinear", align_corners=False
+            )
         return x
 
 
@@ -94,7 +120,7 @@ class VOSPredictor:
         autocast: bool = False,
         autocast_dtype: torch.dtype = torch.float16,
     ) -> None:
-        self.device = torch.device(device)
+        self.device = resolve_device(device)
         if autocast and self.device.type != "cuda":
             raise ConfigError("autocast is supported on CUDA only")
         if size is not None and size < STRIDE:
@@ -134,7 +160,9 @@ class VOSPredictor:
         self._ids = [i for i in self._ids if i not in ids]
 
     @torch.inference_mode()
-    def step(self, frame: np.ndarray | Tensor, mask: np.ndarray | Tensor | None = None) -> np.ndarray:
+    def step(
+        self, frame: np.ndarray | Tensor, mask: np.ndarray | Tensor | None = None
+    ) -> np.ndarray:
         """Segment the next frame.
 
         Args:
@@ -146,10 +174,16 @@ class VOSPredictor:
         """
         image = self._frame_tensor(frame)
         height, width = image.shape[-2:]
-        if self._geometry is None or (self._geometry.height, self._geometry.width) != (height, width):
+        if self._geometry is None or (self._geometry.height, self._geometry.width) != (
+            height,
+            width,
+        ):
             if self._geometry is not None:
-                raise InputError(None, f"frame size changed from {self._geometry.height}x"
-                                 f"{self._geometry.width} to {height}x{width} mid-video")
+                raise InputError(
+                    None,
+                    f"frame size changed from {self._geometry.height}x"
+                    f"{self._geometry.width} to {height}x{width} mid-video",
+                )
             self._geometry = FrameGeometry.for_frame(height, width, self.size)
         geometry = self._geometry
         self.frame_index += 1
@@ -230,9 +264,7 @@ class VOSPredictor:
             return contextlib.nullcontext()
         return torch.autocast(self.device.type, dtype=self.autocast_dtype)
 
-    def track(
-        self, frames: Iterator[np.ndarray], first_mask: np.ndarray
-    ) -> Iterator[np.ndarray]:
+    def track(self, frames: Iterator[np.ndarray], first_mask: np.ndarray) -> Iterator[np.ndarray]:
         """Convenience generator: segment ``frames`` given the first frame's mask."""
         for t, frame in enumerate(frames):
             yield self.step(frame, mask=first_mask if t == 0 else None)

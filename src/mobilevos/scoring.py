@@ -318,7 +318,9 @@ def score_davis(
     """Score predictions ``PRED/<seq>/<frame>.png`` against DAVIS ``year``/``split``.
 
     Sequences are scored in parallel (``workers`` processes, default the CPU count) in the order
-    of the split file (or of ``sequences``). See the module docstring for the protocol.
+    of the split file (or of ``sequences``). See the module docstring for the protocol. Workers
+    are spawned, so a script calling this with ``workers > 1`` needs the usual
+    ``if __name__ == "__main__":`` guard.
     """
     dataset = DavisDataset(root, year, split, resolution)
     pred_root = Path(pred_dir)

@@ -187,7 +187,11 @@ def load_torchvision_weights(trunk: Trunk, path: str | Path) -> None:
         weight = source[key]
         if weight.shape != value.shape:
             widened = weight.ndim == 4 and weight.shape[1] < value.shape[1]
-            if not (widened and weight.shape[0] == value.shape[0] and weight.shape[2:] == value.shape[2:]):
+            if not (
+                widened
+                and weight.shape[0] == value.shape[0]
+                and weight.shape[2:] == value.shape[2:]
+            ):
                 raise CheckpointError(
                     f"{path}: {key} has shape {tuple(weight.shape)}, expected {tuple(value.shape)}"
                 )

@@ -61,8 +61,8 @@ class CBAM(nn.Module):
 
     def __init__(self, channels: int) -> None:
         super().__init__()
-        self.ChannelGate = ChannelGate(channels)  # noqa: N815 - STCN's parameter names
-        self.SpatialGate = SpatialGate()  # noqa: N815
+        self.ChannelGate = ChannelGate(channels)
+        self.SpatialGate = SpatialGate()
 
     def forward(self, x: Tensor) -> Tensor:
         return self.SpatialGate(self.ChannelGate(x))

@@ -22,9 +22,7 @@ class DecoderOutput(NamedTuple):
 class Decoder(nn.Module):
     """STCN's decoder: compress readout + query feature, upsample with skips to stride 4."""
 
-    def __init__(
-        self, in_dim: int, skip_dims: tuple[int, int], dims: tuple[int, int, int]
-    ) -> None:
+    def __init__(self, in_dim: int, skip_dims: tuple[int, int], dims: tuple[int, int, int]) -> None:
         super().__init__()
         c4, c8 = skip_dims
         d16, d8, d4 = dims
@@ -33,7 +31,9 @@ class Decoder(nn.Module):
         self.up_8_4 = UpsampleBlock(c4, d8, d4)
         self.pred = nn.Conv2d(d4, 1, 3, padding=1)
 
-    def forward(self, readout: Tensor, query_value: Tensor, f8: Tensor, f4: Tensor) -> DecoderOutput:
+    def forward(
+        self, readout: Tensor, query_value: Tensor, f8: Tensor, f4: Tensor
+    ) -> DecoderOutput:
         """Shapes: readout (B, K, Cv, h, w), query_value (B, Cq, h, w), f8/f4 the query's skips."""
         b, k = readout.shape[:2]
         q = query_value[:, None].expand(b, k, *query_value.shape[1:])

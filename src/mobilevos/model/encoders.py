@@ -75,7 +75,9 @@ class ValueEncoder(nn.Module):
     ) -> None:
         super().__init__()
         self.trunk = build_trunk(backbone, in_channels=5)
-        self.fuser = FeatureFusionBlock(self.trunk.channels[2] + query_f16_dim, value_dim, attention)
+        self.fuser = FeatureFusionBlock(
+            self.trunk.channels[2] + query_f16_dim, value_dim, attention
+        )
 
     def forward(self, image: Tensor, query_f16: Tensor, masks: Tensor) -> Tensor:
         """Shapes: image (B, 3, H, W), query_f16 (B, C16, h, w), masks (B, K, H, W) in [0, 1];

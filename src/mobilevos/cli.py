@@ -1,0 +1,195 @@
+"""The ``mobilevos`` command line.
+
+Subcommands are thin: they parse arguments and call library functions. A user mistake raises a
+:class:`~mobilevos.errors.MobileVOSError`; :func:`main` prints its one-line message and exits
+with status 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from mobilevos import __version__
+from mobilevos.errors import ConfigError, MobileVOSError
+
+log = logging.getLogger("mobilevos")
+
+UNTRAINED_WARNING = (
+    "WARNING: {name} is an untrained model (no trained mobilevos weights ship yet); "
+    "its masks are MEANINGLESS and only show that the pipeline runs."
+)
+
+
+def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_mutually_exclusive_group()
+    group.add_argument("--checkpoint", type=Path, help="a mobilevos checkpoint file")
+    group.add_argument("--model", help="a preset name (see `mobilevos info`)")
+    parser.add_argument(
+        "--untrained",
+        action="store_true",
+        help="allow --model without trained weights: the output will be meaningless",
+    )
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps (default cpu)")
+
+
+def _load_model_from_args(args: argparse.Namespace):
+    """The model named by --checkpoint, or an untrained --model preset with --untrained."""
+    from mobilevos.checkpoint import load_model
+    from mobilevos.config import get_preset
+
+    if args.checkpoint is not None:
+        return load_model(args.checkpoint)
+    if args.model is None:
+        raise ConfigError("give --checkpoint PATH (or --model PRESET --untrained for a smoke run)")
+    get_preset(args.model)  # unknown preset: one-line error
+    if not args.untrained:
+        raise ConfigError(
+            f"preset {args.model} has no trained weights yet: give --checkpoint PATH, or add "
+            "--untrained to run it anyway (its output is meaningless)"
+        )
+    print(UNTRAINED_WARNING.format(name=args.model), file=sys.stderr)
+    return load_model(args.model)
+
+
+def _segment(args: argparse.Namespace) -> int:
+    from mobilevos.predictor import VOSPredictor, resolve_device
+    from mobilevos.segment import segment_video
+
+    device = resolve_device(args.device)
+    model = _load_model_from_args(args)
+    predictor = VOSPredictor(model, device=device, size=args.size, autocast=args.amp)
+    result = segment_video(predictor, args.input, args.mask, args.out, args.overlay)
+    print(
+        f"segmented {result.frames} frames, objects {result.objects}: masks in {result.out_dir}"
+        + (f", overlay {result.overlay}" if result.overlay else "")
+    )
+    return 0
+
+
+def _add_segment(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("segment", help="segment a video or frame folder from first-frame masks")
+    p.add_argument("input", type=Path, help="video file, folder of frames, or one image")
+    p.add_argument(
+        "--mask",
+        type=Path,
+        required=True,
+        help="first-frame mask PNG, or a folder of PNGs named after frames",
+    )
+    p.add_argument("--out", type=Path, required=True, help="output folder of palette PNGs")
+    p.add_argument("--overlay", type=Path, help="also write an mp4 with masks over the frames")
+    p.add_argument(
+        "--size", type=int, default=480, help="short side the network sees (default 480, as DAVIS)"
+    )
+    p.add_argument("--amp", action="store_true", help="autocast to fp16 (CUDA only)")
+    _add_model_arguments(p)
+    p.set_defaults(func=_segment)
+
+
+def _info(args: argparse.Namespace) -> int:
+    from mobilevos.info import describe_checkpoint, describe_model, latency_table, preset_table
+
+    if args.checkpoint is not None:
+        print(describe_checkpoint(args.checkpoint))
+    elif args.model is not None:
+        print(describe_model(args.model))
+    else:
+        print(preset_table())
+    if args.latency:
+        names = [args.model] if args.model else None
+        print(latency_table(names, size=args.size, frames=args.frames, device=args.device))
+    return 0
+
+
+def _add_info(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("info", help="presets, parameter counts, checkpoint contents, latency")
+    group = p.add_mutually_exclusive_group()
+    group.add_argument("--model", help="describe one preset")
+    group.add_argument("--checkpoint", type=Path, help="describe a checkpoint file")
+    p.add_argument("--latency", action="store_true", help="time a frame at --size")
+    p.add_argument("--size", type=int, default=480, help="short side for --latency (480)")
+    p.add_argument("--frames", type=int, default=10, help="frames timed for --latency (10)")
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=_info)
+
+
+def _convert(args: argparse.Namespace) -> int:
+    from mobilevos.convert import convert_stcn
+
+    convert_stcn(args.input, args.output)
+    print(f"wrote teacher-r50 checkpoint {args.output}")
+    return 0
+
+
+def _add_convert(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("convert", help="convert third-party weights to a mobilevos checkpoint")
+    p.add_argument("format", choices=["stcn"], help="source format (official STCN weights)")
+    p.add_argument("input", type=Path)
+    p.add_argument("output", type=Path)
+    p.set_defaults(func=_convert)
+
+
+def _add_synth(sub: argparse._SubParsersAction) -> None:
+    from mobilevos.data.synth import add_synth_arguments, synth_command
+
+    p = sub.add_parser("synth", help="write a procedural synthetic VOS dataset (DAVIS layout)")
+    add_synth_arguments(p)
+    p.set_defaults(func=synth_command)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from mobilevos.demo import run_demo
+
+    run_demo(args.out, device=args.device)
+    return 0
+
+
+def _add_demo(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("demo", help="segment a generated clip end to end (untrained model)")
+    p.add_argument("--out", type=Path, default=Path("demo"))
+    p.add_argument("--device", default="cpu")
+    p.set_defaults(func=_demo)
+
+
+SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
+    _add_segment,
+    _add_info,
+    _add_convert,
+    _add_synth,
+    _add_demo,
+]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mobilevos", description="Real-time semi-supervised video object segmentation."
+    )
+    parser.add_argument("--version", action="version", version=f"mobilevos {__version__}")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress details")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for add in SUBCOMMANDS:
+        add(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING,
+        format="mobilevos: %(message)s",
+    )
+    try:
+        return int(args.func(args) or 0)
+    except MobileVOSError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

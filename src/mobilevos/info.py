@@ -1,0 +1,144 @@
+"""``mobilevos info``: presets, parameter counts, checkpoint contents and per-frame latency."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import torch
+
+from mobilevos.checkpoint import read_checkpoint
+from mobilevos.config import PAPER_PARAMETERS, available_presets, get_preset
+from mobilevos.model.network import MobileVOS, build_model
+
+
+def count_parameters(module: torch.nn.Module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+def parameter_breakdown(model: MobileVOS) -> dict[str, int]:
+    """Parameters per component (query trunk, ASPP, key projections, value encoder, decoder)."""
+    q = model.query_encoder
+    parts = {
+        "query trunk": count_parameters(q.trunk),
+        "aspp": count_parameters(q.aspp) if q.aspp is not None else 0,
+        "key/value projections": count_parameters(q.key_proj) + count_parameters(q.key_comp),
+        "value trunk": count_parameters(model.value_encoder.trunk),
+        "value fuser": count_parameters(model.value_encoder.fuser),
+        "decoder": count_parameters(model.decoder),
+    }
+    parts["total"] = count_parameters(model)
+    return parts
+
+
+def preset_table() -> str:
+    lines = [
+        f"{'preset':<22}{'parameters':>12}{'paper':>10}{'ratio':>8}  memory (pinned+recent, every)"
+    ]
+    for name in available_presets():
+        config = get_preset(name)
+        total = count_parameters(MobileVOS(config))
+        paper = PAPER_PARAMETERS.get(name)
+        paper_s = f"{paper / 1e6:.1f}M" if paper else "-"
+        ratio_s = f"{total / paper:.3f}" if paper else "-"
+        mem = config.memory
+        lines.append(
+            f"{name:<22}{total / 1e6:>11.3f}M{paper_s:>10}{ratio_s:>8}  "
+            f"{mem.pinned}+{mem.recent}, every {mem.write_every}"
+        )
+    return "\n".join(lines)
+
+
+def describe_model(name: str) -> str:
+    config = get_preset(name)
+    model = MobileVOS(config)
+    lines = [f"{name}: {count_parameters(model) / 1e6:.3f} M parameters"]
+    paper = PAPER_PARAMETERS.get(name)
+    if paper:
+        lines.append(f"paper: {paper / 1e6:.1f} M (ratio {count_parameters(model) / paper:.3f})")
+    for part, n in parameter_breakdown(model).items():
+        lines.append(f"  {part:<24}{n:>12,}")
+    lines.append("config: " + json.dumps(config.to_dict()))
+    return "\n".join(lines)
+
+
+def describe_checkpoint(path: str | Path) -> str:
+    ckpt = read_checkpoint(path)
+    params = sum(
+        v.numel()
+        for k, v in ckpt.state_dict.items()
+        if "running_" not in k and not k.endswith("num_batches_tracked")
+    )
+    return "\n".join(
+        [
+            f"{path}: {ckpt.config.name}, {params / 1e6:.3f} M parameters",
+            "config: " + json.dumps(ckpt.config.to_dict()),
+            "meta: " + json.dumps(ckpt.meta, default=str),
+        ]
+    )
+
+
+@torch.inference_mode()
+def measure_latency(
+    name: str, size: int = 480, frames: int = 10, device: str = "cpu", aspect: float = 16 / 9
+) -> tuple[float, float]:
+    """Median seconds per frame of streaming inference at ``size`` x ``size*aspect``.
+
+    Returns (segment seconds, memory-write seconds): the first is query encode + read + decode,
+    the second the value encode of a frame written to memory.
+    """
+    from mobilevos.predictor import resolve_device
+
+    dev = resolve_device(device)
+    model = build_model(get_preset(name), pretrained=False).eval().to(dev)
+    height, width = size, int(round(size * aspect / 16) * 16)
+    image = torch.randn(1, 3, height, width, device=dev)
+    mask = torch.zeros(1, 1, height, width, device=dev)
+    mask[..., height // 4 : height // 2, width // 4 : width // 2] = 1
+    memory = model.new_memory()
+    memory.add_objects(1)
+    query = model.encode_query(image)
+    memory.write(0, query.key, model.encode_value(image, query, mask), pinned=True)
+    seg_times, write_times = [], []
+    for t in range(1, frames + 2):
+        _sync(dev)
+        start = time.perf_counter()
+        query = model.encode_query(image)
+        seg = model.decode(query, model.read(query, memory))
+        _sync(dev)
+        middle = time.perf_counter()
+        memory.write(
+            t, query.key, model.encode_value(image, query, seg.probabilities[:, 1:]), False
+        )
+        _sync(dev)
+        if t > 1:  # the first frame warms up allocators
+            seg_times.append(middle - start)
+            write_times.append(time.perf_counter() - middle)
+    return _median(seg_times), _median(write_times)
+
+
+def _median(values: list[float]) -> float:
+    return sorted(values)[len(values) // 2]
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def latency_table(
+    names: list[str] | None = None, size: int = 480, frames: int = 10, device: str = "cpu"
+) -> str:
+    names = names or [n for n in available_presets() if n != "teacher-r50"]
+    threads = torch.get_num_threads()
+    lines = [
+        f"latency per frame, {size}p, 1 object, {device} ({threads} threads), median of {frames}:",
+        f"{'preset':<22}{'segment':>10}{'+ write':>10}{'total':>10}",
+    ]
+    for name in names:
+        seg, write = measure_latency(name, size=size, frames=frames, device=device)
+        lines.append(
+            f"{name:<22}{seg * 1e3:>8.0f}ms{write * 1e3:>8.0f}ms{(seg + write) * 1e3:>8.0f}ms"
+        )
+    return "\n".join(lines)

