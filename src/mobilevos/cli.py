@@ -140,6 +140,29 @@ def _add_synth(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=synth_command)
 
 
+def _add_score(sub: argparse._SubParsersAction) -> None:
+    from mobilevos.scoring import add_score_arguments, score_command
+
+    p = sub.add_parser("score", help="score existing predictions (DAVIS, YouTube-VOS held-out)")
+    add_score_arguments(p)
+    p.set_defaults(func=score_command)
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from mobilevos.evaluate import eval_command
+
+    return eval_command(args, _load_model_from_args(args))
+
+
+def _add_eval(sub: argparse._SubParsersAction) -> None:
+    from mobilevos.evaluate import add_eval_arguments
+
+    p = sub.add_parser("eval", help="run a model over DAVIS / YouTube-VOS and score it")
+    add_eval_arguments(p)
+    _add_model_arguments(p)
+    p.set_defaults(func=_eval)
+
+
 def _demo(args: argparse.Namespace) -> int:
     from mobilevos.demo import run_demo
 
@@ -158,6 +181,8 @@ SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_segment,
     _add_info,
     _add_convert,
+    _add_eval,
+    _add_score,
     _add_synth,
     _add_demo,
 ]

@@ -17,7 +17,9 @@ quirks included:
   toolkit fails an assertion); here both name the sequence and frame;
 * per object: J and F mean, recall (fraction of frames > 0.5) and decay (:mod:`mobilevos.metrics`);
   the global row averages over objects, not sequences; J&F-Mean is (J-Mean + F-Mean) / 2;
-* DAVIS 2016 scores one object per sequence, the union of all ids (ground truth and prediction).
+* DAVIS 2016 scores one object per sequence, the union of all ids (ground truth and prediction),
+  with ``ImageSets/2016``; this is what the 2016 port of the toolkit used by STCN-family papers
+  (hkchengrex/davis2016-evaluation) computes for the binary 0/255 PNGs it expects.
 
 Deliberate differences, all on inputs the toolkit mishandles: predictions are read with
 :func:`mobilevos.io.read_label_image`, so a 0/255 grayscale PNG is object 1 (the toolkit would

@@ -61,6 +61,7 @@ class CBAM(nn.Module):
 
     def __init__(self, channels: int) -> None:
         super().__init__()
+        # Capitalised attribute names keep STCN's parameter names (see mobilevos.convert).
         self.ChannelGate = ChannelGate(channels)
         self.SpatialGate = SpatialGate()
 
