@@ -163,6 +163,25 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_eval)
 
 
+def _train(args: argparse.Namespace) -> int:
+    from mobilevos.train import train
+    from mobilevos.train_config import load_train_config
+
+    config = load_train_config(args.config, args.overrides)
+    final = train(config, resume=args.resume)
+    print(f"final checkpoint: {final}")
+    return 0
+
+
+def _add_train(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("train", help="train or distil a model from a YAML recipe")
+    p.add_argument("--config", type=Path, help="recipe (configs/*.yaml)")
+    p.add_argument("--resume", action="store_true", help="continue from out_dir/last.pt")
+    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                   help="override recipe entries, e.g. steps=100 optim.lr=2e-5")
+    p.set_defaults(func=_train)
+
+
 def _demo(args: argparse.Namespace) -> int:
     from mobilevos.demo import run_demo
 
@@ -183,6 +202,7 @@ SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_convert,
     _add_eval,
     _add_score,
+    _add_train,
     _add_synth,
     _add_demo,
 ]

@@ -20,8 +20,9 @@ from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
+from torch.utils.checkpoint import checkpoint
 
-from mobilevos.config import ModelConfig
+from mobilevos.config import MemoryConfig, ModelConfig
 from mobilevos.memory import MemoryBank
 from mobilevos.model.backbone import (
     MobileNetV2Trunk,
@@ -92,13 +93,19 @@ class MobileVOS(nn.Module):
         self.decoder = Decoder(
             config.value_dim + config.query_value_dim, (c4, c8), config.decoder_dims
         )
+        # Recompute encoder activations in backward instead of storing them (training memory).
+        self.activation_checkpointing = False
 
     def encode_query(self, image: Tensor) -> QueryFeatures:
         """Shapes: image (B, 3, H, W) normalised (see :func:`normalize_image`)."""
+        if self.activation_checkpointing and torch.is_grad_enabled():
+            return QueryFeatures(*checkpoint(self.query_encoder, image, use_reentrant=False))
         return self.query_encoder(image)
 
     def encode_value(self, image: Tensor, query: QueryFeatures, masks: Tensor) -> Tensor:
         """Shapes: image (B, 3, H, W), masks (B, K, H, W) in [0, 1]; returns (B, K, Cv, h, w)."""
+        if self.activation_checkpointing and torch.is_grad_enabled():
+            return checkpoint(self.value_encoder, image, query.f16, masks, use_reentrant=False)
         return self.value_encoder(image, query.f16, masks)
 
     def read(self, query: QueryFeatures, memory: MemoryBank) -> Tensor:
@@ -112,11 +119,15 @@ class MobileVOS(nn.Module):
         out = self.decoder(readout, query.value, query.f8, query.f4)
         return Segmentation(aggregate(out.logits, present), out.hidden)
 
-    def new_memory(self) -> MemoryBank:
-        return MemoryBank(self.config.memory)
+    def new_memory(self, config: MemoryConfig | None = None) -> MemoryBank:
+        return MemoryBank(config or self.config.memory)
 
     def forward(
-        self, frames: Tensor, first_masks: Tensor, present: Tensor | None = None
+        self,
+        frames: Tensor,
+        first_masks: Tensor,
+        present: Tensor | None = None,
+        memory_config: MemoryConfig | None = None,
     ) -> ClipOutput:
         """Unroll a clip exactly as streaming inference does.
 
@@ -127,13 +138,15 @@ class MobileVOS(nn.Module):
             frames: (B, T, 3, H, W) normalised
             first_masks: (B, K, H, W) masks of frame 0 in [0, 1]
             present: (B, K) bool, False for padding objects
+            memory_config: a memory policy other than the model's (e.g. a teacher's longer
+                memory)
         """
         b, t = frames.shape[:2]
         if present is not None:
             first_masks = first_masks * present[:, :, None, None].to(first_masks.dtype)
         queries = self.encode_query(frames.flatten(0, 1))
         queries = QueryFeatures(*(x.view(b, t, *x.shape[1:]) for x in queries))
-        memory = self.new_memory()
+        memory = self.new_memory(memory_config)
         memory.add_objects(first_masks.shape[1])
         query = QueryFeatures(*(x[:, 0] for x in queries))
         memory.write(0, query.key, self.encode_value(frames[:, 0], query, first_masks), pinned=True)
