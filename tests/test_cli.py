@@ -28,6 +28,7 @@ from mobilevos.checkpoint import load_model, save_checkpoint
 from mobilevos.cli import main
 from mobilevos.config import available_presets, get_preset
 from mobilevos.data.synth import SynthConfig, render_video
+from mobilevos.errors import InputError
 from mobilevos.io import open_frames, read_label_image, write_palette_png, write_video
 from mobilevos.model.network import build_model
 from mobilevos.predictor import VOSPredictor
@@ -83,8 +84,9 @@ def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def clip(tmp_path_factory: pytest.TempPathFactory) -> Clip:
     """Seed 2 keeps both objects visible on every frame."""
     root = tmp_path_factory.mktemp("clip")
-    video = render_video(2, SynthConfig(height=HEIGHT, width=WIDTH, num_frames=NUM_FRAMES,
-                                        num_objects=(2, 2)))
+    video = render_video(
+        2, SynthConfig(height=HEIGHT, width=WIDTH, num_frames=NUM_FRAMES, num_objects=(2, 2))
+    )
     labels = np.zeros_like(video.labels)
     labels[video.labels == 1] = FIRST_ID
     labels[video.labels == 2] = SECOND_ID
@@ -94,8 +96,9 @@ def clip(tmp_path_factory: pytest.TempPathFactory) -> Clip:
         for t, image in enumerate(video.frames):
             Image.fromarray(image).save(root / suffix / f"shot{t}.{suffix}")
     write_palette_png(root / "mask0.png", labels[0])
-    return Clip(video.frames, labels, root / "clip.mp4", root / "jpg", root / "png",
-                root / "mask0.png")
+    return Clip(
+        video.frames, labels, root / "clip.mp4", root / "jpg", root / "png", root / "mask0.png"
+    )
 
 
 # ------------------------------------------------------------------------------------- helpers
@@ -169,8 +172,14 @@ def console_script() -> list[str]:
 
 def run_script(*argv: object) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    return subprocess.run([*console_script(), *map(str, argv)], capture_output=True, text=True,
-                          env=env, timeout=120, check=False)
+    return subprocess.run(
+        [*console_script(), *map(str, argv)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+        check=False,
+    )
 
 
 # ------------------------------------------------------------------------------- segment: works
@@ -181,8 +190,9 @@ def test_segment_writes_a_png_per_frame_and_an_overlay(
     kind: str, clip: Clip, tiny_checkpoint: Path, tmp_path: Path, capsys
 ) -> None:
     out, overlay = tmp_path / "masks", tmp_path / "overlay.mp4"
-    argv = segment_argv(clip.source(kind), clip.mask0, out, "--overlay", overlay,
-                        "--checkpoint", tiny_checkpoint)
+    argv = segment_argv(
+        clip.source(kind), clip.mask0, out, "--overlay", overlay, "--checkpoint", tiny_checkpoint
+    )
     result = run_cli(capsys, *argv)
     assert result.code == 0, result.err
     assert f"segmented {NUM_FRAMES} frames, objects [{FIRST_ID}, {SECOND_ID}]" in result.out
@@ -316,8 +326,9 @@ def _video_cut_inside_last_frame(clip: Clip, ckpt: Path, tmp: Path) -> BadRun:
 
 def _garbage_checkpoint(clip: Clip, ckpt: Path, tmp: Path) -> BadRun:
     (tmp / "garbage.ckpt").write_bytes(np.random.default_rng(1).bytes(2048))
-    return BadRun(("garbage.ckpt", "not a readable checkpoint"),
-                  model=("--checkpoint", tmp / "garbage.ckpt"))
+    return BadRun(
+        ("garbage.ckpt", "not a readable checkpoint"), model=("--checkpoint", tmp / "garbage.ckpt")
+    )
 
 
 def _missing_checkpoint(clip: Clip, ckpt: Path, tmp: Path) -> BadRun:
@@ -340,8 +351,10 @@ def _checkpoint_keys_renamed(clip: Clip, ckpt: Path, tmp: Path) -> BadRun:
     _edited_checkpoint(ckpt, tmp / "renamed.ckpt", edit)
     keys = sorted(torch.load(ckpt, weights_only=True)["state_dict"])[:2]
     # Both originals are missing; only the renamed key is unexpected.
-    return BadRun(("renamed.ckpt", "2 missing", "1 unexpected", keys[0], "legacy." + keys[1]),
-                  model=("--checkpoint", tmp / "renamed.ckpt"))
+    return BadRun(
+        ("renamed.ckpt", "2 missing", "1 unexpected", keys[0], "legacy." + keys[1]),
+        model=("--checkpoint", tmp / "renamed.ckpt"),
+    )
 
 
 def _checkpoint_of_other_architecture(clip: Clip, ckpt: Path, tmp: Path) -> BadRun:
@@ -351,8 +364,10 @@ def _checkpoint_of_other_architecture(clip: Clip, ckpt: Path, tmp: Path) -> BadR
         payload["config"] = get_preset("mobilevos-tiny").replace(aspp=False).to_dict()
 
     _edited_checkpoint(ckpt, tmp / "no_aspp.ckpt", edit)
-    return BadRun(("no_aspp.ckpt", "do not match the architecture", "aspp"),
-                  model=("--checkpoint", tmp / "no_aspp.ckpt"))
+    return BadRun(
+        ("no_aspp.ckpt", "do not match the architecture", "aspp"),
+        model=("--checkpoint", tmp / "no_aspp.ckpt"),
+    )
 
 
 def _checkpoint_with_other_shapes(clip: Clip, ckpt: Path, tmp: Path) -> BadRun:
@@ -364,13 +379,17 @@ def _checkpoint_with_other_shapes(clip: Clip, ckpt: Path, tmp: Path) -> BadRun:
 
 
 def _unknown_preset(clip: Clip, ckpt: Path, tmp: Path) -> BadRun:
-    return BadRun(("mobilevos-huge", "unknown preset", "mobilevos-tiny"),
-                  model=("--model", "mobilevos-huge", "--untrained"))
+    return BadRun(
+        ("mobilevos-huge", "unknown preset", "mobilevos-tiny"),
+        model=("--model", "mobilevos-huge", "--untrained"),
+    )
 
 
 def _preset_without_untrained(clip: Clip, ckpt: Path, tmp: Path) -> BadRun:
-    return BadRun(("mobilevos-tiny", "no trained weights", "--checkpoint", "--untrained"),
-                  model=("--model", "mobilevos-tiny"))
+    return BadRun(
+        ("mobilevos-tiny", "no trained weights", "--checkpoint", "--untrained"),
+        model=("--model", "mobilevos-tiny"),
+    )
 
 
 def _cuda_without_cuda(clip: Clip, ckpt: Path, tmp: Path) -> BadRun:
@@ -382,8 +401,7 @@ def _cuda_without_cuda(clip: Clip, ckpt: Path, tmp: Path) -> BadRun:
 def _folder_mask_matching_no_frame(clip: Clip, ckpt: Path, tmp: Path) -> BadRun:
     write_palette_png(tmp / "given" / "shot0.png", clip.labels[0])
     write_palette_png(tmp / "given" / "ghost.png", clip.labels[1])
-    return BadRun(("given", "ghost.png", "match no frame"), source=clip.jpg_dir,
-                  mask=tmp / "given")
+    return BadRun(("given", "ghost.png", "match no frame"), source=clip.jpg_dir, mask=tmp / "given")
 
 
 def _video_mask_matching_no_frame(clip: Clip, ckpt: Path, tmp: Path) -> BadRun:
@@ -427,8 +445,14 @@ def test_bad_segment_input_fails_cleanly(
     run_dir.mkdir()
     bad = BAD_RUNS[case](clip, tiny_checkpoint, inputs)
     model = bad.model if bad.model is not None else ("--checkpoint", tiny_checkpoint)
-    argv = segment_argv(bad.source or clip.video, bad.mask or clip.mask0, run_dir / "masks",
-                        "--overlay", run_dir / bad.overlay_name, *model)
+    argv = segment_argv(
+        bad.source or clip.video,
+        bad.mask or clip.mask0,
+        run_dir / "masks",
+        "--overlay",
+        run_dir / bad.overlay_name,
+        *model,
+    )
     assert_user_error(run_cli(capsys, *argv), *bad.fragments)
     assert sorted(p.name for p in run_dir.iterdir()) == []  # no output, no temp files
 
@@ -437,8 +461,15 @@ def test_model_and_checkpoint_together_are_refused(
     clip: Clip, tiny_checkpoint: Path, tmp_path: Path, capsys
 ) -> None:
     """The CLI has no "load this checkpoint as that preset": argparse rejects the pair."""
-    argv = segment_argv(clip.video, clip.mask0, tmp_path / "masks", "--model", "mobilevos-tiny",
-                        "--checkpoint", tiny_checkpoint)
+    argv = segment_argv(
+        clip.video,
+        clip.mask0,
+        tmp_path / "masks",
+        "--model",
+        "mobilevos-tiny",
+        "--checkpoint",
+        tiny_checkpoint,
+    )
     result = run_cli(capsys, *argv)
     assert result.code == 2
     assert "not allowed with" in result.err
@@ -449,11 +480,6 @@ def test_model_and_checkpoint_together_are_refused(
 # --------------------------------------------------------------------- segment: known problems
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="io._VideoFrames.__iter__ only logs a warning when fewer frames decode than the mp4 "
-    "header promises, so a file truncated at a packet boundary exits 0 with 7 of 8 PNGs",
-)
 def test_video_truncated_at_a_frame_boundary_fails(
     clip: Clip, tiny_checkpoint: Path, tmp_path: Path, capsys
 ) -> None:
@@ -462,20 +488,23 @@ def test_video_truncated_at_a_frame_boundary_fails(
     truncated.write_bytes(clip.video.read_bytes()[:pos])
     run_dir = tmp_path / "run"
     run_dir.mkdir()
-    argv = segment_argv(truncated, clip.mask0, run_dir / "masks",
-                        "--checkpoint", tiny_checkpoint)
+    argv = segment_argv(truncated, clip.mask0, run_dir / "masks", "--checkpoint", tiny_checkpoint)
     assert_user_error(run_cli(capsys, *argv), "truncated.mp4")
     assert sorted(p.name for p in run_dir.iterdir()) == []
 
 
 def test_frame_boundary_truncation_keeps_the_header_count(clip: Clip, tmp_path: Path) -> None:
-    """Sets the scene for the test above: the header still promises 8 frames, 7 decode."""
+    """The scene of the test above: the header still promises 8 frames and 7 decode."""
     pos, _ = packet_extents(clip.video)[-1]
     truncated = tmp_path / "truncated.mp4"
     truncated.write_bytes(clip.video.read_bytes()[:pos])
     with open_frames(truncated) as frames:
         assert frames.num_frames == NUM_FRAMES
-        assert sum(1 for _ in frames) == NUM_FRAMES - 1
+        decoded = []
+        with pytest.raises(InputError, match=f"video ended after {NUM_FRAMES - 1} of the"):
+            for frame in frames:
+                decoded.append(frame.index)
+        assert decoded == list(range(NUM_FRAMES - 1))
 
 
 def _folder_copy(source: Path, target: Path) -> dict[str, bytes]:
@@ -485,11 +514,6 @@ def _folder_copy(source: Path, target: Path) -> dict[str, bytes]:
     return {p.name: p.read_bytes() for p in target.iterdir()}
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="io.atomic_dir (used by segment.segment_video) replaces whatever --out names: "
-    "--out equal to the frame or mask folder deletes the user's inputs and exits 0",
-)
 @pytest.mark.parametrize("target", ["frames", "masks"])
 def test_out_naming_an_input_folder_is_refused(
     target: str, clip: Clip, tiny_checkpoint: Path, tmp_path: Path, capsys
@@ -498,8 +522,9 @@ def test_out_naming_an_input_folder_is_refused(
     (tmp_path / "masks").mkdir()
     write_palette_png(tmp_path / "masks" / "shot0.png", clip.labels[0])
     masks = {p.name: p.read_bytes() for p in (tmp_path / "masks").iterdir()}
-    argv = segment_argv(tmp_path / "frames", tmp_path / "masks", tmp_path / target,
-                        "--checkpoint", tiny_checkpoint)
+    argv = segment_argv(
+        tmp_path / "frames", tmp_path / "masks", tmp_path / target, "--checkpoint", tiny_checkpoint
+    )
     result = run_cli(capsys, *argv)
     after_frames = {p.name: p.read_bytes() for p in (tmp_path / "frames").iterdir()}
     after_masks = {p.name: p.read_bytes() for p in (tmp_path / "masks").iterdir()}
@@ -507,34 +532,32 @@ def test_out_naming_an_input_folder_is_refused(
     assert_user_error(result, target)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="io.atomic_dir calls shutil.rmtree on an existing *file* --out: NotADirectoryError "
-    "escapes the CLI as a traceback (exit 1), after the overlay was already published",
-)
 def test_out_naming_an_existing_file_fails_cleanly(
     clip: Clip, tiny_checkpoint: Path, tmp_path: Path, capsys
 ) -> None:
     (tmp_path / "notes.txt").write_text("keep me")
-    argv = segment_argv(clip.video, clip.mask0, tmp_path / "notes.txt", "--overlay",
-                        tmp_path / "overlay.mp4", "--checkpoint", tiny_checkpoint)
+    argv = segment_argv(
+        clip.video,
+        clip.mask0,
+        tmp_path / "notes.txt",
+        "--overlay",
+        tmp_path / "overlay.mp4",
+        "--checkpoint",
+        tiny_checkpoint,
+    )
     assert_user_error(run_cli(capsys, *argv), "notes.txt")
     assert (tmp_path / "notes.txt").read_text() == "keep me"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["notes.txt"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="io.atomic_dir deletes an existing --out folder wholesale, including files that are "
-    "not earlier results (here notes.txt), where a refusal would be expected",
-)
 def test_out_folder_with_foreign_files_is_not_wiped(
     clip: Clip, tiny_checkpoint: Path, tmp_path: Path, capsys
 ) -> None:
     (tmp_path / "results").mkdir()
     (tmp_path / "results" / "notes.txt").write_text("keep me")
-    argv = segment_argv(clip.video, clip.mask0, tmp_path / "results",
-                        "--checkpoint", tiny_checkpoint)
+    argv = segment_argv(
+        clip.video, clip.mask0, tmp_path / "results", "--checkpoint", tiny_checkpoint
+    )
     run_cli(capsys, *argv)
     assert (tmp_path / "results" / "notes.txt").read_text() == "keep me"
 
@@ -546,8 +569,9 @@ def test_console_script_exits_2_with_one_error_line(
     clip: Clip, tiny_checkpoint: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "masks"
-    proc = run_script(*segment_argv(tmp_path / "nowhere.mp4", clip.mask0, out,
-                                    "--checkpoint", tiny_checkpoint))
+    proc = run_script(
+        *segment_argv(tmp_path / "nowhere.mp4", clip.mask0, out, "--checkpoint", tiny_checkpoint)
+    )
     assert proc.returncode == 2
     assert "Traceback" not in proc.stderr
     assert proc.stderr.strip().splitlines() == [
@@ -558,8 +582,9 @@ def test_console_script_exits_2_with_one_error_line(
 
 def test_console_script_untrained_run_warns(clip: Clip, tmp_path: Path) -> None:
     out = tmp_path / "masks"
-    proc = run_script(*segment_argv(clip.video, clip.mask0, out,
-                                    "--model", "mobilevos-tiny", "--untrained"))
+    proc = run_script(
+        *segment_argv(clip.video, clip.mask0, out, "--model", "mobilevos-tiny", "--untrained")
+    )
     assert proc.returncode == 0, proc.stderr
     assert "meaningless" in proc.stderr.lower()
     assert "Traceback" not in proc.stderr

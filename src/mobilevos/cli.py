@@ -56,9 +56,14 @@ def _load_model_from_args(args: argparse.Namespace):
 
 
 def _segment(args: argparse.Namespace) -> int:
+    from mobilevos.io import open_frames, open_masks
     from mobilevos.predictor import VOSPredictor, resolve_device
-    from mobilevos.segment import segment_video
+    from mobilevos.segment import check_paths, segment_video
 
+    # Check the cheap things (paths, device) before loading a model.
+    check_paths(args.input, args.mask, args.out, args.overlay)
+    open_frames(args.input).close()
+    open_masks(args.mask)
     device = resolve_device(args.device)
     model = _load_model_from_args(args)
     predictor = VOSPredictor(model, device=device, size=args.size, autocast=args.amp)
@@ -177,8 +182,12 @@ def _add_train(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("train", help="train or distil a model from a YAML recipe")
     p.add_argument("--config", type=Path, help="recipe (configs/*.yaml)")
     p.add_argument("--resume", action="store_true", help="continue from out_dir/last.pt")
-    p.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
-                   help="override recipe entries, e.g. steps=100 optim.lr=2e-5")
+    p.add_argument(
+        "overrides",
+        nargs="*",
+        metavar="KEY=VALUE",
+        help="override recipe entries, e.g. steps=100 optim.lr=2e-5",
+    )
     p.set_defaults(func=_train)
 
 

@@ -448,12 +448,16 @@ class _VideoFrames(FrameSource):
                 )
             yield Frame(count, f"{count:05d}", image)
             count += 1
-        if self.num_frames is not None and count != self.num_frames:
-            logger.warning(
-                "%s: decoded %d frames but the header says %d (truncated file?)",
+        if self.num_frames is not None and count < self.num_frames:
+            # Results for a silently shortened video would look complete; refuse instead.
+            raise InputError(
                 self.path,
-                count,
-                self.num_frames,
+                f"video ended after {count} of the {self.num_frames} frames its header lists "
+                "(truncated or damaged file; re-encoding it may help)",
+            )
+        if self.num_frames is not None and count > self.num_frames:
+            logger.warning(
+                "%s: decoded %d frames but the header says %d", self.path, count, self.num_frames
             )
 
     def close(self) -> None:

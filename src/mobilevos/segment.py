@@ -27,6 +27,37 @@ class SegmentResult:
     overlay: Path | None
 
 
+def check_paths(
+    source: str | Path, masks: str | Path, out_dir: str | Path, overlay: str | Path | None
+) -> None:
+    """Refuse outputs that would overwrite inputs or unrelated files, before any work starts.
+
+    ``out_dir`` is replaced as a whole when the run succeeds, so it must be new, empty, or hold
+    only label PNGs (an earlier result), and must not be, contain or lie inside an input.
+    """
+    out = Path(out_dir).resolve()
+    inputs = [Path(source).resolve(), Path(masks).resolve()]
+    if out.exists() and not out.is_dir():
+        raise InputError(out_dir, "exists and is not a folder")
+    for path in inputs:
+        if out == path or path.is_relative_to(out) or (path.is_dir() and out.is_relative_to(path)):
+            raise InputError(out_dir, f"output folder overlaps the input {path}")
+    if out.is_dir():
+        foreign = [p.name for p in out.iterdir() if p.suffix.lower() != ".png" or p.is_dir()]
+        if foreign:
+            raise InputError(
+                out_dir,
+                f"output folder holds other files ({', '.join(sorted(foreign)[:3])}); "
+                "choose a new or empty folder",
+            )
+    if overlay is not None:
+        target = Path(overlay).resolve()
+        if target in inputs or target.is_relative_to(out):
+            raise InputError(overlay, "overlay would overwrite an input or the output folder")
+        if target.is_dir():
+            raise InputError(overlay, "overlay must be a video file path, not a folder")
+
+
 def segment_video(
     predictor: VOSPredictor,
     source: str | Path,
@@ -44,6 +75,7 @@ def segment_video(
     succeeds.
     """
     out_dir = Path(out_dir)
+    check_paths(source, masks, out_dir, overlay)
     predictor.reset()
     mask_source = open_masks(masks)
     with open_frames(source) as frames:

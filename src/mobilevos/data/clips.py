@@ -1,0 +1,618 @@
+"""Training clips: frame sampling, object sampling, and the clip datasets.
+
+A training sample is a short clip (default 3 frames: the annotated frame, then two later ones)
+with label maps. The model memorises frame 0 with its mask, segments frame 1 from memory {0},
+then frame 2 from memory {0, 1}, exactly the 2-slot student of MobileVOS.
+
+Decisions:
+
+* **Frame gaps.** :func:`sample_clip_indices` draws each gap uniformly in ``1..m`` and then the
+  start uniformly among the positions where the clip fits, with ``m = min(max_skip,
+  (n - 1) // (T - 1))`` so a short video still yields a clip. Frames are in temporal order.
+  Gaps are counted in *annotated* frames: YouTube-VOS train annotates every 5th frame, so its
+  source uses ``skip_divisor=5`` (STCN's ``max_skip // 5``), and only annotated frames are read.
+* **Curriculum.** :func:`max_skip_schedule` is STCN's: 5 until 10% of training, then 10, 15,
+  20, 25 at 10/20/30/40%, and back to 5 from 90%. Datasets expose ``set_max_skip(n)``.
+* **Objects.** Up to ``max_objects`` objects visible in the (augmented) first frame with at
+  least ``min_object_area`` pixels are chosen at random and renumbered ``1..K`` in a random
+  order; the other objects become background, void stays 255. A clip without such an object is
+  redrawn (other frames, other crop) ``clip_tries`` times; then the best clip with any object
+  pixel in frame 0 is used; a video with none at all is replaced by another video drawn from
+  the sample's generator. The first frame is never empty.
+* **Determinism.** A sample depends only on ``(seed, stream, epoch, index)``: its generator is
+  ``numpy.random.default_rng([seed, stream, epoch, index])``. No global RNG is read, so
+  DataLoader workers and DDP ranks reproduce samples exactly. ``index`` runs over
+  ``repeat * num_videos``; video ``index % num_videos`` is used, so repeats of a video within
+  one epoch still differ. ``set_epoch`` / ``set_max_skip`` change what later samples are, so
+  rebuild the DataLoader iterator after calling them (do not use persistent workers).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NamedTuple, Protocol
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from mobilevos.data.augment import (
+    AugmentConfig,
+    MotionConfig,
+    augment_clip,
+    largest_object_area,
+)
+from mobilevos.data.davis import DavisDataset, read_rgb
+from mobilevos.data.synth import ObjectTrack, SynthConfig, jpeg_roundtrip, plan_video, render_plan
+from mobilevos.data.ytvos import YouTubeVOSDataset, YouTubeVOSVideo
+from mobilevos.errors import ConfigError, DatasetError
+from mobilevos.io import VOID_LABEL
+
+logger = logging.getLogger(__name__)
+
+STCN_MAX_SKIPS = (10, 15, 20, 25, 5)
+STCN_SKIP_SWITCHES = (0.1, 0.2, 0.3, 0.4, 0.9)
+STCN_INITIAL_MAX_SKIP = 5
+
+
+class ClipSample(NamedTuple):
+    """One training clip.
+
+    Shapes:
+        frames: (T, 3, H, W) float32 in [0, 1] (not normalised).
+        labels: (T, H, W) int64; 0 background, 1..K objects, 255 void.
+    """
+
+    frames: Tensor
+    labels: Tensor
+    num_objects: int
+
+
+class ClipBatch(NamedTuple):
+    """A batch of clips with first-frame masks padded to ``max_objects``.
+
+    Shapes:
+        frames: (B, T, 3, H, W) float32.
+        labels: (B, T, H, W) int64.
+        first_masks: (B, K, H, W) float32 one-hot of frame 0's objects 1..K (padding all zero).
+        present: (B, K) bool, True for the objects a clip really has.
+    """
+
+    frames: Tensor
+    labels: Tensor
+    first_masks: Tensor
+    present: Tensor
+
+
+def collate_clips(samples: Sequence[ClipSample], max_objects: int) -> ClipBatch:
+    """Stack clips (use ``functools.partial(collate_clips, max_objects=K)`` as ``collate_fn``)."""
+    if not samples:
+        raise ValueError("collate_clips needs at least one sample")
+    if any(s.num_objects > max_objects for s in samples):
+        raise ValueError(f"a clip has more than max_objects={max_objects} objects")
+    frames = torch.stack([s.frames for s in samples])
+    labels = torch.stack([s.labels for s in samples])
+    ids = torch.arange(1, max_objects + 1).view(1, max_objects, 1, 1)
+    first_masks = (labels[:, 0, None] == ids).float()
+    counts = torch.tensor([s.num_objects for s in samples])
+    present = torch.arange(max_objects)[None] < counts[:, None]
+    return ClipBatch(frames, labels, first_masks, present)
+
+
+# ------------------------------------------------------------------------------- sampling
+
+
+def sample_clip_indices(
+    num_frames: int, clip_length: int, max_skip: int, rng: np.random.Generator
+) -> list[int]:
+    """Increasing frame indices of a clip; consecutive gaps are in ``1..max_skip``.
+
+    Gaps are i.i.d. uniform in ``1..m`` with ``m = min(max_skip, (num_frames - 1) //
+    (clip_length - 1))``; the start is then uniform over the positions where the clip fits.
+    So ``P(start, gaps) = m^-(T-1) / (num_frames - sum(gaps))``.
+    """
+    if clip_length < 1 or max_skip < 1:
+        raise ValueError(f"clip_length and max_skip must be >= 1, got {clip_length}, {max_skip}")
+    if num_frames < clip_length:
+        raise ValueError(
+            f"a {clip_length}-frame clip needs >= {clip_length} frames, not {num_frames}"
+        )
+    if clip_length == 1:
+        return [int(rng.integers(num_frames))]
+    largest = min(max_skip, (num_frames - 1) // (clip_length - 1))
+    gaps = rng.integers(1, largest + 1, size=clip_length - 1)
+    start = int(rng.integers(num_frames - int(gaps.sum())))
+    return [start, *(start + np.cumsum(gaps)).tolist()]
+
+
+def max_skip_schedule(
+    progress: float,
+    values: Sequence[int] = STCN_MAX_SKIPS,
+    switches: Sequence[float] = STCN_SKIP_SWITCHES,
+    initial: int = STCN_INITIAL_MAX_SKIP,
+) -> int:
+    """Max skip at ``progress`` (fraction of training done): ``values[i]`` from ``switches[i]``.
+
+    The default is STCN's curriculum: 5, then 10, 15, 20, 25 from 10/20/30/40%, 5 from 90%.
+    """
+    if len(values) != len(switches):
+        raise ConfigError(f"max skip: {len(values)} values but {len(switches)} switch points")
+    skip = initial
+    for value, switch in zip(values, switches, strict=True):
+        if progress >= switch:
+            skip = value
+    return int(skip)
+
+
+def choose_objects(
+    first_labels: Tensor, max_objects: int, min_area: int, rng: np.random.Generator
+) -> list[int]:
+    """Ids of up to ``max_objects`` objects with >= ``min_area`` pixels, in a random order.
+
+    Shapes:
+        first_labels: (H, W) integer ids.
+    """
+    counts = torch.bincount(first_labels.reshape(-1), minlength=256)
+    ids = [i for i in range(1, VOID_LABEL) if counts[i] >= max(min_area, 1)]
+    if not ids:
+        return []
+    order = rng.permutation(len(ids))[:max_objects]
+    return [ids[i] for i in order]
+
+
+def relabel(labels: Tensor, chosen: Sequence[int]) -> Tensor:
+    """Map ``chosen[k]`` to ``k + 1``, other objects to 0, keep void. Shapes: any, int64."""
+    table = torch.zeros(256, dtype=torch.long)
+    table[VOID_LABEL] = VOID_LABEL
+    table[torch.tensor(list(chosen), dtype=torch.long)] = torch.arange(1, len(chosen) + 1)
+    return table[labels]
+
+
+# --------------------------------------------------------------------------------- videos
+
+
+class ClipVideo(Protocol):
+    """What :class:`VideoClipDataset` needs of a video (a DAVIS sequence already fits).
+
+    ``annotated_frames`` are the indices into ``frame_names`` of frames with a label map;
+    ``read_annotation(i)`` returns frame ``i``'s ``(H, W)`` uint8 map.
+    """
+
+    name: str
+    frame_names: list[str]
+    annotated_frames: list[int]
+
+    def read_frame(self, index: int) -> np.ndarray: ...
+
+    def read_annotation(self, index: int) -> np.ndarray: ...
+
+
+class YouTubeVOSClipVideo:
+    """Adapter: a YouTube-VOS ``train`` video as a :class:`ClipVideo` (only PNG frames count)."""
+
+    def __init__(self, video: YouTubeVOSVideo) -> None:
+        self.video = video
+        self.name = video.name
+        self.frame_names = video.frame_names
+        annotated = set(video.annotation_names)
+        self.annotated_frames = [i for i, n in enumerate(video.frame_names) if n in annotated]
+
+    def read_frame(self, index: int) -> np.ndarray:
+        return self.video.read_frame(index)
+
+    def read_annotation(self, index: int) -> np.ndarray:
+        name = self.frame_names[index]
+        labels = self.video.read_annotation(name)
+        if labels is None:
+            raise DatasetError(f"video {self.name} frame {name}: annotation PNG disappeared")
+        return labels
+
+
+class ArrayVideo:
+    """A :class:`ClipVideo` held in memory. Shapes: frames (T, H, W, 3) uint8, labels (T, H, W)."""
+
+    def __init__(
+        self,
+        name: str,
+        frames: np.ndarray,
+        labels: np.ndarray,
+        annotated: Sequence[int] | None = None,
+    ) -> None:
+        self.name = name
+        self.frames, self.labels = frames, labels
+        self.frame_names = [f"{t:05d}" for t in range(len(frames))]
+        self.annotated_frames = list(range(len(frames)) if annotated is None else annotated)
+
+    def read_frame(self, index: int) -> np.ndarray:
+        return self.frames[index]
+
+    def read_annotation(self, index: int) -> np.ndarray:
+        if index not in self.annotated_frames:
+            raise DatasetError(f"video {self.name} frame {index}: not annotated")
+        return self.labels[index]
+
+
+def davis_videos(dataset: DavisDataset) -> list[ClipVideo]:
+    """Every sequence of a DAVIS split (or a synthetic dataset in the DAVIS layout)."""
+    return list(dataset)
+
+
+def ytvos_videos(dataset: YouTubeVOSDataset) -> list[ClipVideo]:
+    """Every video of a YouTube-VOS split, sampling only its annotated frames."""
+    return [YouTubeVOSClipVideo(video) for video in dataset]
+
+
+# ------------------------------------------------------------------------------- datasets
+
+
+def to_tensors(frames: np.ndarray, labels: np.ndarray) -> tuple[Tensor, Tensor]:
+    """Shapes: (T, H, W, 3) uint8, (T, H, W) uint8 -> (T, 3, H, W) uint8, (T, H, W) int64."""
+    frames_t = torch.from_numpy(np.ascontiguousarray(frames)).permute(0, 3, 1, 2)
+    return frames_t, torch.from_numpy(np.ascontiguousarray(labels)).long()
+
+
+class ClipDatasetBase(Dataset):
+    """Seeding, epoch, max skip, augmentation and object sampling shared by the clip datasets.
+
+    Subclasses implement :meth:`_num_sources` and :meth:`_draw` (read and augment one candidate
+    clip of a source); this class turns candidates into a :class:`ClipSample`.
+    """
+
+    def __init__(
+        self,
+        *,
+        clip_length: int,
+        max_skip: int,
+        crop: int,
+        max_objects: int,
+        min_object_area: int,
+        augment: AugmentConfig | None,
+        seed: int,
+        stream: int,
+        repeat: int,
+        skip_divisor: int,
+        clip_tries: int = 5,
+        source_tries: int = 10,
+    ) -> None:
+        if clip_length < 1 or crop < 16 or max_objects < 1 or repeat < 1 or skip_divisor < 1:
+            raise ConfigError(
+                "clip datasets need clip_length >= 1, crop >= 16, max_objects >= 1, "
+                f"repeat >= 1, skip_divisor >= 1 (got {clip_length}, {crop}, {max_objects}, "
+                f"{repeat}, {skip_divisor})"
+            )
+        self.clip_length, self.crop, self.max_objects = clip_length, crop, max_objects
+        self.min_object_area = min_object_area
+        self.augment = augment or AugmentConfig()
+        self.seed, self.stream, self.repeat = seed, stream, repeat
+        self.skip_divisor = skip_divisor
+        self.clip_tries, self.source_tries = clip_tries, source_tries
+        self.epoch = 0
+        self.max_skip = 1
+        self.set_max_skip(max_skip)
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the epoch; samples of different epochs differ."""
+        self.epoch = int(epoch)
+
+    def set_max_skip(self, max_skip: int) -> None:
+        """Set the largest gap in original frames; this source uses ``max_skip // divisor``."""
+        if max_skip < 1:
+            raise ConfigError(f"max_skip must be >= 1, got {max_skip}")
+        self.max_skip = int(max_skip)
+
+    @property
+    def effective_max_skip(self) -> int:
+        """Largest gap in this source's annotated frames."""
+        return max(1, self.max_skip // self.skip_divisor)
+
+    def __len__(self) -> int:
+        return self._num_sources() * self.repeat
+
+    def generator(self, index: int) -> np.random.Generator:
+        """The generator of sample ``index`` in the current epoch."""
+        return np.random.default_rng([self.seed, self.stream, self.epoch, index])
+
+    def _num_sources(self) -> int:
+        raise NotImplementedError
+
+    def _draw(self, source: int, rng: np.random.Generator) -> tuple[Tensor, Tensor]:
+        """One augmented candidate: frames (T, 3, c, c) float, labels (T, c, c) int64."""
+        raise NotImplementedError
+
+    def _describe(self, source: int) -> str:
+        return f"item {source}"
+
+    def _augment(
+        self, frames: np.ndarray, labels: np.ndarray, rng: np.random.Generator, **kwargs
+    ) -> tuple[Tensor, Tensor]:
+        frames_t, labels_t = to_tensors(frames, labels)
+        return augment_clip(
+            frames_t, labels_t, self.crop, self.augment, rng,
+            min_object_area=self.min_object_area, **kwargs,
+        )  # fmt: skip
+
+    def __getitem__(self, index: int) -> ClipSample:
+        if not 0 <= index < len(self):
+            raise IndexError(f"index {index} out of range for {len(self)} clips")
+        rng = self.generator(index)
+        source = index % self._num_sources()
+        for _ in range(self.source_tries):
+            fallback: tuple[Tensor, Tensor] | None = None
+            for _ in range(self.clip_tries):
+                frames, labels = self._draw(source, rng)
+                chosen = choose_objects(labels[0], self.max_objects, self.min_object_area, rng)
+                if chosen:
+                    return ClipSample(frames, relabel(labels, chosen), len(chosen))
+                if fallback is None and largest_object_area(labels[0]) > 0:
+                    fallback = (frames, labels)
+            if fallback is not None:
+                chosen = choose_objects(fallback[1][0], self.max_objects, 1, rng)
+                return ClipSample(fallback[0], relabel(fallback[1], chosen), len(chosen))
+            logger.debug(
+                "%s: no object in any first frame; drawing another", self._describe(source)
+            )
+            source = int(rng.integers(self._num_sources()))
+        raise DatasetError(
+            f"{type(self).__name__}: no clip with a visible object after trying "
+            f"{self.source_tries} sources from sample {index}"
+        )
+
+
+class VideoClipDataset(ClipDatasetBase):
+    """Clips from annotated videos (DAVIS, YouTube-VOS, pre-rendered synthetic).
+
+    Videos with fewer annotated frames than ``clip_length`` are skipped (logged).
+    """
+
+    def __init__(
+        self,
+        videos: Sequence[ClipVideo],
+        clip_length: int = 3,
+        max_skip: int = STCN_INITIAL_MAX_SKIP,
+        crop: int = 384,
+        max_objects: int = 2,
+        augment: AugmentConfig | None = None,
+        seed: int = 0,
+        *,
+        min_object_area: int = 100,
+        skip_divisor: int = 1,
+        repeat: int = 1,
+        stream: int = 0,
+    ) -> None:
+        super().__init__(
+            clip_length=clip_length, max_skip=max_skip, crop=crop, max_objects=max_objects,
+            min_object_area=min_object_area, augment=augment, seed=seed, stream=stream,
+            repeat=repeat, skip_divisor=skip_divisor,
+        )  # fmt: skip
+        self.videos = [v for v in videos if len(v.annotated_frames) >= clip_length]
+        if len(self.videos) < len(videos):
+            logger.info(
+                "skipped %d videos with < %d annotated frames",
+                len(videos) - len(self.videos),
+                clip_length,
+            )
+        if not self.videos:
+            raise DatasetError(f"no video has {clip_length} or more annotated frames")
+
+    def _num_sources(self) -> int:
+        return len(self.videos)
+
+    def _describe(self, source: int) -> str:
+        return f"video {self.videos[source].name}"
+
+    def _draw(self, source: int, rng: np.random.Generator) -> tuple[Tensor, Tensor]:
+        video = self.videos[source]
+        positions = sample_clip_indices(
+            len(video.annotated_frames), self.clip_length, self.effective_max_skip, rng
+        )
+        indices = [video.annotated_frames[p] for p in positions]
+        frames = np.stack([video.read_frame(i) for i in indices])
+        labels = [video.read_annotation(i) for i in indices]
+        for i, label in zip(indices, labels, strict=True):
+            if label.shape != frames.shape[1:3]:
+                raise DatasetError(
+                    f"video {video.name} frame {video.frame_names[i]}: annotation is "
+                    f"{label.shape[0]}x{label.shape[1]} but the frame is "
+                    f"{frames.shape[1]}x{frames.shape[2]}"
+                )
+        return self._augment(frames, np.stack(labels), rng)
+
+
+SYNTH_SEEDS_PER_DATASET = 1_000_000
+"""Video ``i`` of synthetic dataset ``s`` is ``render_video(s * 1_000_000 + i)``, as written by
+``mobilevos synth --seed s`` (see :func:`mobilevos.data.synth.sequence_name`)."""
+
+
+class SynthClipDataset(ClipDatasetBase):
+    """Clips of procedural synthetic videos rendered on the fly (no files).
+
+    Video ``i`` is the one ``mobilevos synth --seed video_seed`` writes as its ``i``-th
+    sequence (``video_seed`` defaults to ``seed``); its layout (textures, tracks) is planned
+    from that seed, but only the clip's frames are rendered, then JPEG-compressed at
+    ``config.jpeg_quality`` (``jpeg=True``) so they look like frames read from disk. Render at
+    about the training resolution (e.g. short side = crop) to keep a sample well under 0.5 s.
+    """
+
+    def __init__(
+        self,
+        config: SynthConfig,
+        num_videos: int,
+        seed: int = 0,
+        clip_length: int = 3,
+        max_skip: int = STCN_INITIAL_MAX_SKIP,
+        crop: int = 384,
+        max_objects: int = 2,
+        augment: AugmentConfig | None = None,
+        *,
+        min_object_area: int = 100,
+        video_seed: int | None = None,
+        jpeg: bool = True,
+        repeat: int = 1,
+        stream: int = 0,
+    ) -> None:
+        super().__init__(
+            clip_length=clip_length, max_skip=max_skip, crop=crop, max_objects=max_objects,
+            min_object_area=min_object_area, augment=augment, seed=seed, stream=stream,
+            repeat=repeat, skip_divisor=1,
+        )  # fmt: skip
+        if not 1 <= num_videos <= SYNTH_SEEDS_PER_DATASET:
+            raise ConfigError(f"synth-online: videos must be in 1..{SYNTH_SEEDS_PER_DATASET}")
+        if config.num_frames < clip_length:
+            raise ConfigError(
+                f"synth-online: {config.num_frames} frames per video < clip length {clip_length}"
+            )
+        self.config, self.num_videos, self.jpeg = config, num_videos, jpeg
+        self.video_seed = seed if video_seed is None else video_seed
+        self._plan_cache: tuple[int, object] | None = None
+
+    def _num_sources(self) -> int:
+        return self.num_videos
+
+    def _describe(self, source: int) -> str:
+        return f"synthetic video {self.render_seed(source)}"
+
+    def render_seed(self, source: int) -> int:
+        """The :func:`~mobilevos.data.synth.render_video` seed of video ``source``."""
+        return self.video_seed * SYNTH_SEEDS_PER_DATASET + source
+
+    def render_frames(self, source: int, indices: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        """Frames ``indices`` of video ``source``: (T, H, W, 3) uint8 and (T, H, W) uint8."""
+        seed = self.render_seed(source)
+        if self._plan_cache is None or self._plan_cache[0] != seed:
+            self._plan_cache = (seed, plan_video(seed, self.config))
+        plan = self._plan_cache[1]
+        pick = np.asarray(indices)
+        tracks = tuple(ObjectTrack(*(field[pick] for field in t)) for t in plan.tracks)
+        video = render_plan(plan._replace(camera=plan.camera[pick], tracks=tracks))
+        frames = (
+            jpeg_roundtrip(video.frames, self.config.jpeg_quality) if self.jpeg else video.frames
+        )
+        return frames, video.labels
+
+    def _draw(self, source: int, rng: np.random.Generator) -> tuple[Tensor, Tensor]:
+        indices = sample_clip_indices(
+            self.config.num_frames, self.clip_length, self.effective_max_skip, rng
+        )
+        frames, labels = self.render_frames(source, indices)
+        return self._augment(frames, labels, rng)
+
+
+# ------------------------------------------------------------------------- static images
+
+STATIC_IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+_SKIPPED_DIRS = ("images", "masks")
+
+
+def find_image_mask_pairs(root: str | Path) -> list[tuple[Path, Path]]:
+    """Every (image, mask) pair under ``root``, searched recursively, in sorted order.
+
+    Two layouts are recognised in any folder: ``name.jpg`` (or ``.jpeg``) beside ``name.png``
+    (the PNG is the mask), and ``images/name.{jpg,jpeg,png}`` with ``masks/name.png``.
+    Files without a partner are ignored.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise DatasetError(f"{root}: static image folder not found")
+    pairs: list[tuple[Path, Path]] = []
+    for folder, dirs, files in os.walk(root):
+        dirs.sort()
+        here = Path(folder)
+        if here.name in _SKIPPED_DIRS and here != root:
+            continue
+        if "images" in dirs and "masks" in dirs:
+            pairs.extend(_paired_folders(here / "images", here / "masks"))
+        names = set(files)
+        for name in sorted(files):
+            stem, suffix = os.path.splitext(name)
+            jpeg = suffix.lower() in (".jpg", ".jpeg") and not name.startswith(".")
+            if jpeg and f"{stem}.png" in names:
+                pairs.append((here / name, here / f"{stem}.png"))
+    if not pairs:
+        raise DatasetError(
+            f"{root}: no image + mask pairs (name.jpg beside name.png, or images/ + masks/)"
+        )
+    return pairs
+
+
+def _paired_folders(images: Path, masks: Path) -> list[tuple[Path, Path]]:
+    mask_files = {p.stem: p for p in masks.iterdir() if p.suffix.lower() == ".png"}
+    return [
+        (image, mask_files[image.stem])
+        for image in sorted(images.iterdir())
+        if image.suffix.lower() in STATIC_IMAGE_SUFFIXES
+        and not image.name.startswith(".")
+        and image.stem in mask_files
+    ]
+
+
+def read_static_mask(path: Path) -> np.ndarray:
+    """A mask of a static-image dataset as (H, W) uint8 ids.
+
+    A palette PNG gives its indices (several objects, 255 void). Anything else is converted to
+    grayscale and thresholded at 128 into one object with id 1: saliency datasets store 0/255
+    masks whose anti-aliased edges hold intermediate values, which are not object ids.
+    """
+    try:
+        with Image.open(path) as image:
+            if image.mode == "P":
+                return np.array(image, dtype=np.uint8)
+            gray = np.asarray(image.convert("L"))
+    except (UnidentifiedImageError, OSError, SyntaxError) as exc:
+        raise DatasetError(f"{path}: cannot read mask ({exc.__class__.__name__})") from None
+    return (gray >= 128).astype(np.uint8)
+
+
+class StaticImageDataset(ClipDatasetBase):
+    """Pseudo-videos from still images with masks (STCN's static pre-training stage).
+
+    Each sample repeats one image ``clip_length`` times and gives every frame its own random
+    affine and smooth elastic deformation (``motion``, on top of ``augment``'s), so the model
+    must track the object through plausible motion. See :func:`find_image_mask_pairs` for the
+    layouts and :func:`read_static_mask` for how masks are read (a 0/255 mask is one object).
+    """
+
+    def __init__(
+        self,
+        root: str | Path,
+        clip_length: int = 3,
+        crop: int = 384,
+        max_objects: int = 1,
+        augment: AugmentConfig | None = None,
+        seed: int = 0,
+        *,
+        motion: MotionConfig | None = None,
+        min_object_area: int = 100,
+        repeat: int = 1,
+        stream: int = 0,
+    ) -> None:
+        super().__init__(
+            clip_length=clip_length, max_skip=1, crop=crop, max_objects=max_objects,
+            min_object_area=min_object_area, augment=augment, seed=seed, stream=stream,
+            repeat=repeat, skip_divisor=1,
+        )  # fmt: skip
+        self.root = Path(root)
+        self.pairs = find_image_mask_pairs(self.root)
+        self.motion = MotionConfig.pseudo_video() if motion is None else motion
+
+    def _num_sources(self) -> int:
+        return len(self.pairs)
+
+    def _describe(self, source: int) -> str:
+        return f"image {self.pairs[source][0]}"
+
+    def _draw(self, source: int, rng: np.random.Generator) -> tuple[Tensor, Tensor]:
+        image_path, mask_path = self.pairs[source]
+        image, mask = read_rgb(image_path), read_static_mask(mask_path)
+        if mask.shape != image.shape[:2]:
+            raise DatasetError(
+                f"{mask_path}: mask is {mask.shape[0]}x{mask.shape[1]} but "
+                f"{image_path.name} is {image.shape[0]}x{image.shape[1]}"
+            )
+        frames = np.broadcast_to(image, (self.clip_length, *image.shape))
+        labels = np.broadcast_to(mask, (self.clip_length, *mask.shape))
+        return self._augment(frames, labels, rng, extra_motion=self.motion)
