@@ -16,7 +16,6 @@ from mobilevos.io import (
     Frame,
     OverlayWriter,
     VideoWriter,
-    _pad_to_even,
     blend_labels,
     natural_key,
     open_frames,
@@ -25,6 +24,7 @@ from mobilevos.io import (
     write_palette_png,
     write_video,
 )
+from mobilevos.io.video import _pad_to_even
 
 H, W = 48, 64
 # Lossy codecs blur chroma across block edges; sample well inside flat blocks with this margin.

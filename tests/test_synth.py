@@ -24,6 +24,8 @@ from mobilevos.data.synth import (
     sprite_size,
     write_davis_dataset,
 )
+from mobilevos.data.synth.dataset import _split_counts
+from mobilevos.data.synth.motion import _fold
 from mobilevos.errors import ConfigError, InputError
 from mobilevos.io import read_label_image
 
@@ -164,7 +166,7 @@ def test_fold_matches_a_naive_bouncing_simulation():
         elif nxt < low:
             nxt, velocity = 2 * low - nxt, -velocity
         positions.append(nxt)
-    folded = synth._fold(2.0 + 1.7 * np.arange(31), low, high)
+    folded = _fold(2.0 + 1.7 * np.arange(31), low, high)
     np.testing.assert_allclose(folded, positions, atol=1e-9)
 
 
@@ -264,11 +266,11 @@ def test_existing_output_folders_are_protected(tmp_path):
 
 
 def test_split_counts_keep_both_splits_when_asked():
-    assert synth._split_counts(10, 0.2) == 2
-    assert synth._split_counts(2, 0.2) == 1
-    assert synth._split_counts(2, 0.9) == 1
-    assert synth._split_counts(1, 0.2) == 0 and synth._split_counts(1, 0.5) == 1
-    assert synth._split_counts(5, 0.0) == 0 and synth._split_counts(5, 1.0) == 5
+    assert _split_counts(10, 0.2) == 2
+    assert _split_counts(2, 0.2) == 1
+    assert _split_counts(2, 0.9) == 1
+    assert _split_counts(1, 0.2) == 0 and _split_counts(1, 0.5) == 1
+    assert _split_counts(5, 0.0) == 0 and _split_counts(5, 1.0) == 5
 
 
 # ---------------------------------------------------------------------------------------------
