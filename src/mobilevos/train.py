@@ -23,6 +23,7 @@ TensorBoard event files and a copy of the resolved config.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import math
@@ -162,8 +163,9 @@ def representation_term(
     if not usable.any():
         return None
     small, features = small[usable], features[usable]
-    index = sample_pixels(small, config.num_samples, config.boundary_fraction,
-                          config.sample_band, generator)
+    index = sample_pixels(
+        small, config.num_samples, config.boundary_fraction, config.sample_band, generator
+    )
     z_student = gather_embeddings(features, index)
     y = one_hot_labels(small, index, 2)
     z_teacher = None
@@ -199,14 +201,20 @@ def compute_losses(
         term = representation_term(
             out.hidden,
             teacher_out.hidden if teacher_out is not None and config.omega > 0 else None,
-            target, batch.present, config, generator,
+            target,
+            batch.present,
+            config,
+            generator,
         )
         if term is not None:
             terms["repr"] = term
     if teacher_out is not None and config.logit_weight > 0:
         terms["logit"] = logit_distillation_loss(
-            out.logits.flatten(0, 1), teacher_out.logits.flatten(0, 1), target.flatten(0, 1),
-            config.logit_band, config.temperature,
+            out.logits.flatten(0, 1),
+            teacher_out.logits.flatten(0, 1),
+            target.flatten(0, 1),
+            config.logit_band,
+            config.temperature,
         )
     weights = LossWeights(config.seg_weight, config.repr_weight, config.logit_weight)
     terms["total"] = combine_losses(terms, weights)
@@ -227,8 +235,9 @@ def _lr_factor(config: TrainConfig, step: int) -> float:
 class Trainer:
     """Owns the model, optimiser, data plan and logs of one run (see the module docstring)."""
 
-    def __init__(self, config: TrainConfig, resume: bool = False,
-                 context: DistributedContext | None = None) -> None:
+    def __init__(
+        self, config: TrainConfig, resume: bool = False, context: DistributedContext | None = None
+    ) -> None:
         self.config = config
         device = resolve_device(config.device)
         self.context = context or DistributedContext()
@@ -248,8 +257,9 @@ class Trainer:
         self.model.activation_checkpointing = config.activation_checkpointing
         self.teacher, self.teacher_memory = self._build_teacher()
         params = [p for p in self.model.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.Adam(params, lr=config.optim.lr,
-                                          weight_decay=config.optim.weight_decay)
+        self.optimizer = torch.optim.Adam(
+            params, lr=config.optim.lr, weight_decay=config.optim.weight_decay
+        )
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda step: _lr_factor(config, step)
         )
@@ -305,15 +315,23 @@ class Trainer:
                 sync = self.wrapped.no_sync()
             with sync:
                 with self._autocast():
-                    terms = compute_losses(self.wrapped, self.teacher, batch, self.config.loss,
-                                           self.step, generator, self.teacher_memory)
+                    terms = compute_losses(
+                        self.wrapped,
+                        self.teacher,
+                        batch,
+                        self.config.loss,
+                        self.step,
+                        generator,
+                        self.teacher_memory,
+                    )
                 self.scaler.scale(terms["total"] / len(batches)).backward()
             for name, value in terms.items():
                 sums[name] = sums.get(name, 0.0) + float(value.detach()) / len(batches)
         self.scaler.unscale_(self.optimizer)
         if self.config.optim.grad_clip > 0:
-            sums["grad_norm"] = float(torch.nn.utils.clip_grad_norm_(
-                self.model.parameters(), self.config.optim.grad_clip))
+            sums["grad_norm"] = float(
+                torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.optim.grad_clip)
+            )
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.scheduler.step()
@@ -352,7 +370,9 @@ class Trainer:
         if state.get("format_version") != STATE_VERSION:
             raise CheckpointError(f"{path}: unsupported training state version")
         if state["model_config"] != self.model.config.to_dict():
-            raise CheckpointError(f"{path}: saved for another model ({state['model_config']['name']})")
+            raise CheckpointError(
+                f"{path}: saved for another model ({state['model_config']['name']})"
+            )
         load_state_dict_strict(self.model, state["model"], str(path))
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
@@ -365,12 +385,16 @@ class Trainer:
         """Micro-batches from the current step on, grouped per optimiser step."""
         accum = self.config.grad_accum
         total = self.config.steps * accum
-        sampler = _PlannedSampler(self.plan, self.step * accum, total,
-                                  lambda micro: self.max_skip(micro // accum))
+        sampler = _PlannedSampler(
+            self.plan, self.step * accum, total, lambda micro: self.max_skip(micro // accum)
+        )
         loader = DataLoader(
-            _Request(self.dataset), batch_sampler=sampler, num_workers=self.config.num_workers,
-            collate_fn=lambda samples: collate_clips(samples, self.config.data.max_objects),
-            persistent_workers=False, pin_memory=self.device.type == "cuda",
+            _Request(self.dataset),
+            batch_sampler=sampler,
+            num_workers=self.config.num_workers,
+            collate_fn=functools.partial(collate_clips, max_objects=self.config.data.max_objects),
+            persistent_workers=False,
+            pin_memory=self.device.type == "cuda",
         )
         group: list[ClipBatch] = []
         for batch in loader:
@@ -379,10 +403,14 @@ class Trainer:
                 yield group
                 group = []
 
-    def run(self) -> Path:
-        """Train to ``config.steps``; returns the path of the final model checkpoint."""
+    def run(self, stop_at: int | None = None) -> Path | None:
+        """Train to ``config.steps`` and return the final model checkpoint's path.
+
+        ``stop_at`` ends the run early after that step (as an interruption would, returning
+        None); ``--resume`` then continues from the last saved state.
+        """
         main = self.context.is_main
-        logger = _RunLogger(self.run_dir, self.config) if main else None
+        logger = _RunLogger(self.run_dir, self.config, self.step) if main else None
         bar = tqdm(total=self.config.steps, initial=self.step, unit="step", disable=not main)
         started = time.perf_counter()
         clips = 0
@@ -392,22 +420,36 @@ class Trainer:
             bar.update(1)
             bar.set_postfix(loss=f"{terms['total']:.4f}")
             step = self.step
-            if logger is not None and (step % self.config.log_every == 0 or step == self.config.steps):
+            if logger is not None and (
+                step % self.config.log_every == 0 or step == self.config.steps
+            ):
                 elapsed = time.perf_counter() - started
-                logger.log(step, {**terms, "lr": self.scheduler.get_last_lr()[0],
-                                  "clips_per_s": clips / max(elapsed, 1e-9),
-                                  "max_skip": self.max_skip(step - 1)})
+                logger.log(
+                    step,
+                    {
+                        **terms,
+                        "lr": self.scheduler.get_last_lr()[0],
+                        "clips_per_s": clips / max(elapsed, 1e-9),
+                        "max_skip": self.max_skip(step - 1),
+                    },
+                )
                 started, clips = time.perf_counter(), 0
             if step % self.config.checkpoint_every == 0 or step == self.config.steps:
                 self.save_state()
             val = self.config.val
             if logger is not None and val.root and val.every and step % val.every == 0:
                 logger.log(step, {"val_jf": self.validate()})
+            if stop_at is not None and step >= stop_at:
+                bar.close()
+                if logger is not None:
+                    logger.close()
+                return None
         bar.close()
         final = self.run_dir / "final.ckpt"
         if main:
-            save_checkpoint(self.model, final, meta={"steps": self.step,
-                                                      "train_config": self.config.to_dict()})
+            save_checkpoint(
+                self.model, final, meta={"steps": self.step, "train_config": self.config.to_dict()}
+            )
             logger.close()
         self.context.barrier()
         return final
@@ -418,22 +460,43 @@ class Trainer:
 
         val = self.config.val
         out = self.run_dir / "val" / f"step-{self.step:07d}"
-        result = run_eval(self.model, val.dataset, val.root, val.split, out, str(self.device),
-                          val.size, val.sequences, workers=1, progress=False)
+        result = run_eval(
+            self.model,
+            val.dataset,
+            val.root,
+            val.split,
+            out,
+            str(self.device),
+            val.size,
+            val.sequences,
+            workers=1,
+            progress=False,
+        )
         return float(result.global_row.jf_mean)
 
 
 class _RunLogger:
     """metrics.jsonl + TensorBoard scalars (rank 0)."""
 
-    def __init__(self, run_dir: Path, config: TrainConfig) -> None:
+    def __init__(self, run_dir: Path, config: TrainConfig, start_step: int) -> None:
         from torch.utils.tensorboard import SummaryWriter
 
         run_dir.mkdir(parents=True, exist_ok=True)
         with atomic_path(run_dir / "config.yaml") as tmp:
             tmp.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
-        self.metrics = (run_dir / "metrics.jsonl").open("a")
-        self.writer = SummaryWriter(str(run_dir / "tensorboard"))
+        path = run_dir / "metrics.jsonl"
+        # A resumed run repeats the steps after its last checkpoint: drop their old lines.
+        kept = []
+        if start_step > 0 and path.is_file():
+            kept = [
+                line
+                for line in path.read_text().splitlines()
+                if line.strip() and json.loads(line)["step"] <= start_step
+            ]
+        with atomic_path(path) as tmp:
+            tmp.write_text("".join(line + "\n" for line in kept))
+        self.metrics = path.open("a")
+        self.writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=start_step + 1)
 
     def log(self, step: int, values: dict[str, Any]) -> None:
         self.metrics.write(json.dumps({"step": step, **values}) + "\n")

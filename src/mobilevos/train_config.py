@@ -60,7 +60,9 @@ class OptimConfig:
 
     def __post_init__(self) -> None:
         if self.schedule not in ("step", "cosine", "constant"):
-            raise ConfigError(f"optim.schedule must be step, cosine or constant, got {self.schedule}")
+            raise ConfigError(
+                f"optim.schedule must be step, cosine or constant, got {self.schedule}"
+            )
 
 
 @dataclass(frozen=True)

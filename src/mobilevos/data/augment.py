@@ -30,6 +30,7 @@ Decisions (each a field of :class:`AugmentConfig`):
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -257,41 +258,44 @@ def _motion_matrix(rng: np.random.Generator, motion: MotionConfig, crop: int) ->
     return matrix
 
 
-def _elastic_field(rng: np.random.Generator, motion: MotionConfig, crop: int) -> Tensor | None:
-    """Smooth displacement (crop, crop, 2) in pixels, or None when ``motion.elastic`` is 0."""
+def _elastic_field(rng: np.random.Generator, motion: MotionConfig, crop: int) -> np.ndarray | None:
+    """Smooth displacement (2, crop, crop) in pixels (x, y), or None when ``elastic`` is 0."""
     if motion.elastic <= 0:
         return None
     size = motion.elastic_grid
     coarse = rng.uniform(-1.0, 1.0, size=(1, 2, size, size)) * motion.elastic * crop
     field = F.interpolate(
-        torch.from_numpy(coarse).float(), size=(crop, crop), mode="bicubic", align_corners=True
+        torch.from_numpy(coarse), size=(crop, crop), mode="bicubic", align_corners=True
     )
-    return field[0].permute(1, 2, 0)
+    return field[0].numpy()
 
 
-def _output_points(crop: int) -> Tensor:
-    """Homogeneous pixel-centre coordinates of the crop. Shapes: (crop, crop, 3) float64."""
-    centres = torch.arange(crop, dtype=torch.float64) + 0.5
-    ys, xs = torch.meshgrid(centres, centres, indexing="ij")
-    return torch.stack([xs, ys, torch.ones_like(xs)], dim=-1)
+@functools.lru_cache(maxsize=8)
+def _output_points(crop: int) -> tuple[np.ndarray, np.ndarray]:
+    """x and y of the crop's pixel centres. Shapes: two (crop, crop) float64, read-only."""
+    centres = np.arange(crop, dtype=np.float64) + 0.5
+    xs, ys = np.meshgrid(centres, centres, indexing="xy")
+    xs.flags.writeable = ys.flags.writeable = False
+    return xs, ys
 
 
 def _sampling_grid(
-    forward: np.ndarray, points: Tensor, field: Tensor | None, source_hw: tuple[int, int]
+    forward: np.ndarray, crop: int, field: np.ndarray | None, source_hw: tuple[int, int]
 ) -> Tensor:
     """``grid_sample`` grid (crop, crop, 2) that realises ``forward`` (source px -> output px).
 
     Each output pixel centre is displaced by ``field`` (if any), mapped back through the inverse
-    matrix, and normalised for ``align_corners=False`` (pixel i spans [i, i+1)).
+    matrix, and normalised for ``align_corners=False`` (pixel i spans [i, i+1)). Computed in
+    float64 numpy: exact half-pixel arithmetic, and no thread pool for a few element-wise ops.
     """
+    xs, ys = _output_points(crop)
     if field is not None:
-        points = points.clone()
-        points[..., :2] += field.double()
-    source = points @ torch.from_numpy(np.linalg.inv(forward)).T
+        xs, ys = xs + field[0], ys + field[1]
+    inverse = np.linalg.inv(forward)
     height, width = source_hw
-    x = source[..., 0] * (2.0 / width) - 1.0
-    y = source[..., 1] * (2.0 / height) - 1.0
-    return torch.stack([x, y], dim=-1).float()
+    x = (inverse[0, 0] * xs + inverse[0, 1] * ys + inverse[0, 2]) * (2.0 / width) - 1.0
+    y = (inverse[1, 0] * xs + inverse[1, 1] * ys + inverse[1, 2]) * (2.0 / height) - 1.0
+    return torch.from_numpy(np.stack([x, y], axis=-1).astype(np.float32))
 
 
 def _base_matrix(
@@ -326,7 +330,6 @@ def sample_grids(
     if flip:
         base = np.array([[-1.0, 0, crop], [0, 1, 0], [0, 0, 1]]) @ base
     clip = _motion_matrix(rng, config.clip_motion, crop) @ base
-    points = _output_points(crop)
     grids = []
     for _ in range(num_frames):
         forward = _motion_matrix(rng, config.frame_motion, crop) @ clip
@@ -335,7 +338,7 @@ def sample_grids(
             forward = _motion_matrix(rng, extra_motion, crop) @ forward
             extra = _elastic_field(rng, extra_motion, crop)
             field = extra if field is None else (field if extra is None else field + extra)
-        grids.append(_sampling_grid(forward, points, field, source_hw))
+        grids.append(_sampling_grid(forward, crop, field, source_hw))
     return torch.stack(grids)
 
 

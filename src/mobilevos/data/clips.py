@@ -11,20 +11,21 @@ Decisions:
   (n - 1) // (T - 1))`` so a short video still yields a clip. Frames are in temporal order.
   Gaps are counted in *annotated* frames: YouTube-VOS train annotates every 5th frame, so its
   source uses ``skip_divisor=5`` (STCN's ``max_skip // 5``), and only annotated frames are read.
-* **Curriculum.** :func:`max_skip_schedule` is STCN's: 5 until 10% of training, then 10, 15,
-  20, 25 at 10/20/30/40%, and back to 5 from 90%. Datasets expose ``set_max_skip(n)``.
+* **Curriculum.** :func:`max_skip_schedule` defaults to STCN's: 5 until 10% of training, then
+  10, 15, 20, 25 from 10/20/30/40%, and back to 5 from 90%. Datasets expose ``set_max_skip(n)``.
 * **Objects.** Up to ``max_objects`` objects visible in the (augmented) first frame with at
   least ``min_object_area`` pixels are chosen at random and renumbered ``1..K`` in a random
   order; the other objects become background, void stays 255. A clip without such an object is
   redrawn (other frames, other crop) ``clip_tries`` times; then the best clip with any object
   pixel in frame 0 is used; a video with none at all is replaced by another video drawn from
   the sample's generator. The first frame is never empty.
-* **Determinism.** A sample depends only on ``(seed, stream, epoch, index)``: its generator is
-  ``numpy.random.default_rng([seed, stream, epoch, index])``. No global RNG is read, so
-  DataLoader workers and DDP ranks reproduce samples exactly. ``index`` runs over
-  ``repeat * num_videos``; video ``index % num_videos`` is used, so repeats of a video within
-  one epoch still differ. ``set_epoch`` / ``set_max_skip`` change what later samples are, so
-  rebuild the DataLoader iterator after calling them (do not use persistent workers).
+* **Determinism.** A sample depends only on ``(seed, stream, epoch, index)`` and the current
+  max skip: its generator is ``numpy.random.default_rng([seed, stream, epoch, index])``. No
+  global RNG is read, so DataLoader workers and DDP ranks reproduce samples exactly. ``index``
+  runs over ``repeat * num_videos``; video ``index % num_videos`` is used, so repeats of a video
+  within one epoch still differ. ``set_epoch`` / ``set_max_skip`` are plain attribute writes:
+  call them in the worker (e.g. per request) or rebuild the DataLoader iterator afterwards
+  (workers hold copies of the dataset; persistent workers would keep stale values).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from __future__ import annotations
 import logging
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import NamedTuple, Protocol
 
@@ -48,7 +50,14 @@ from mobilevos.data.augment import (
     largest_object_area,
 )
 from mobilevos.data.davis import DavisDataset, read_rgb
-from mobilevos.data.synth import ObjectTrack, SynthConfig, jpeg_roundtrip, plan_video, render_plan
+from mobilevos.data.synth import (
+    ObjectTrack,
+    SynthConfig,
+    VideoPlan,
+    jpeg_roundtrip,
+    plan_video,
+    render_plan,
+)
 from mobilevos.data.ytvos import YouTubeVOSDataset, YouTubeVOSVideo
 from mobilevos.errors import ConfigError, DatasetError
 from mobilevos.io import VOID_LABEL
@@ -130,20 +139,48 @@ def sample_clip_indices(
     return [start, *(start + np.cumsum(gaps)).tolist()]
 
 
-def max_skip_schedule(
-    progress: float,
-    values: Sequence[int] = STCN_MAX_SKIPS,
-    switches: Sequence[float] = STCN_SKIP_SWITCHES,
-    initial: int = STCN_INITIAL_MAX_SKIP,
-) -> int:
-    """Max skip at ``progress`` (fraction of training done): ``values[i]`` from ``switches[i]``.
+class SkipCurriculum(Protocol):
+    """Anything holding a max-skip curriculum (:class:`SkipSchedule`, ``DataConfig``)."""
 
-    The default is STCN's curriculum: 5, then 10, 15, 20, 25 from 10/20/30/40%, 5 from 90%.
-    """
+    max_skip_values: tuple[int, ...]
+    max_skip_switches: tuple[float, ...]
+    initial_max_skip: int
+
+
+@dataclass(frozen=True)
+class SkipSchedule:
+    """A max-skip curriculum: ``initial_max_skip``, then ``max_skip_values[i]`` from progress
+    ``max_skip_switches[i]`` on (switch points increasing in [0, 1]). Defaults: STCN's."""
+
+    max_skip_values: tuple[int, ...] = STCN_MAX_SKIPS
+    max_skip_switches: tuple[float, ...] = STCN_SKIP_SWITCHES
+    initial_max_skip: int = STCN_INITIAL_MAX_SKIP
+
+    def __post_init__(self) -> None:
+        check_curriculum(self)
+
+
+def check_curriculum(curriculum: SkipCurriculum) -> None:
+    """Raise :class:`ConfigError` unless values and switches pair up and are sensible."""
+    values, switches = list(curriculum.max_skip_values), list(curriculum.max_skip_switches)
     if len(values) != len(switches):
         raise ConfigError(f"max skip: {len(values)} values but {len(switches)} switch points")
-    skip = initial
-    for value, switch in zip(values, switches, strict=True):
+    if switches != sorted(switches) or not all(0.0 <= s <= 1.0 for s in switches):
+        raise ConfigError(f"max skip: switch points must increase within [0, 1], got {switches}")
+    if min((curriculum.initial_max_skip, *values)) < 1:
+        raise ConfigError("max skip: values must be >= 1")
+
+
+def max_skip_schedule(progress: float, curriculum: SkipCurriculum | None = None) -> int:
+    """Max skip at ``progress`` (fraction of training done) under ``curriculum``.
+
+    The default is STCN's: 5, then 10, 15, 20, 25 from 10/20/30/40% of training, 5 from 90%.
+    A ``DataConfig`` is a curriculum too: ``max_skip_schedule(step / steps, config.data)``.
+    """
+    curriculum = curriculum or SkipSchedule()
+    skip = curriculum.initial_max_skip
+    pairs = zip(curriculum.max_skip_values, curriculum.max_skip_switches, strict=True)
+    for value, switch in pairs:
         if progress >= switch:
             skip = value
     return int(skip)
@@ -328,12 +365,17 @@ class ClipDatasetBase(Dataset):
         return f"item {source}"
 
     def _augment(
-        self, frames: np.ndarray, labels: np.ndarray, rng: np.random.Generator, **kwargs
+        self,
+        frames: np.ndarray,
+        labels: np.ndarray,
+        rng: np.random.Generator,
+        extra_motion: MotionConfig | None = None,
     ) -> tuple[Tensor, Tensor]:
+        """Augment numpy frames (T, H, W, 3) uint8 and labels (T, H, W) into crop tensors."""
         frames_t, labels_t = to_tensors(frames, labels)
         return augment_clip(
             frames_t, labels_t, self.crop, self.augment, rng,
-            min_object_area=self.min_object_area, **kwargs,
+            min_object_area=self.min_object_area, extra_motion=extra_motion,
         )  # fmt: skip
 
     def __getitem__(self, index: int) -> ClipSample:
@@ -411,16 +453,17 @@ class VideoClipDataset(ClipDatasetBase):
             len(video.annotated_frames), self.clip_length, self.effective_max_skip, rng
         )
         indices = [video.annotated_frames[p] for p in positions]
-        frames = np.stack([video.read_frame(i) for i in indices])
+        frames = [video.read_frame(i) for i in indices]
         labels = [video.read_annotation(i) for i in indices]
-        for i, label in zip(indices, labels, strict=True):
-            if label.shape != frames.shape[1:3]:
+        size = frames[0].shape[:2]
+        for i, frame, label in zip(indices, frames, labels, strict=True):
+            if frame.shape[:2] != size or label.shape != size:
                 raise DatasetError(
-                    f"video {video.name} frame {video.frame_names[i]}: annotation is "
-                    f"{label.shape[0]}x{label.shape[1]} but the frame is "
-                    f"{frames.shape[1]}x{frames.shape[2]}"
+                    f"video {video.name} frame {video.frame_names[i]}: frame "
+                    f"{frame.shape[0]}x{frame.shape[1]} and annotation "
+                    f"{label.shape[0]}x{label.shape[1]} differ from {size[0]}x{size[1]}"
                 )
-        return self._augment(frames, np.stack(labels), rng)
+        return self._augment(np.stack(frames), np.stack(labels), rng)
 
 
 SYNTH_SEEDS_PER_DATASET = 1_000_000
@@ -468,7 +511,7 @@ class SynthClipDataset(ClipDatasetBase):
             )
         self.config, self.num_videos, self.jpeg = config, num_videos, jpeg
         self.video_seed = seed if video_seed is None else video_seed
-        self._plan_cache: tuple[int, object] | None = None
+        self._plan_cache: tuple[int, VideoPlan] | None = None
 
     def _num_sources(self) -> int:
         return self.num_videos
@@ -553,14 +596,17 @@ def _paired_folders(images: Path, masks: Path) -> list[tuple[Path, Path]]:
 def read_static_mask(path: Path) -> np.ndarray:
     """A mask of a static-image dataset as (H, W) uint8 ids.
 
-    A palette PNG gives its indices (several objects, 255 void). Anything else is converted to
+    A palette PNG gives its indices (several objects, 255 void), except that one holding only
+    0 and 255 is a binary mask saved with a palette (object 1). Anything else is converted to
     grayscale and thresholded at 128 into one object with id 1: saliency datasets store 0/255
     masks whose anti-aliased edges hold intermediate values, which are not object ids.
     """
     try:
         with Image.open(path) as image:
             if image.mode == "P":
-                return np.array(image, dtype=np.uint8)
+                labels = np.array(image, dtype=np.uint8)
+                binary = set(np.unique(labels).tolist()) == {0, VOID_LABEL}
+                return (labels == VOID_LABEL).astype(np.uint8) if binary else labels
             gray = np.asarray(image.convert("L"))
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
         raise DatasetError(f"{path}: cannot read mask ({exc.__class__.__name__})") from None
