@@ -152,6 +152,19 @@ _PRESETS: dict[str, ModelConfig] = {
         memory=MemoryConfig(pinned=1, recent=31, write_every=5),
         pretrained=False,
     ),
+    # A teacher on the ImageNet MobileNetV2 trunk at full width, with wider heads and the
+    # teacher's long memory: trainable on a CPU where no ImageNet ResNet weights exist.
+    "teacher-mbv2": ModelConfig(
+        name="teacher-mbv2",
+        query_backbone="mobilenetv2",
+        value_backbone="mobilenetv2",
+        value_dim=128,
+        query_value_dim=128,
+        decoder_dims=(128, 96, 64),
+        aspp=True,
+        aspp_dim=192,
+        memory=MemoryConfig(pinned=1, recent=31, write_every=5),
+    ),
     # A very small model for tests and smoke runs.
     "mobilevos-tiny": ModelConfig(
         name="mobilevos-tiny",
