@@ -198,7 +198,6 @@ def test_every_shipped_recipe_parses(path):
 def _generated_roots(tmp_path: Path) -> dict[str, Path]:
     """Tiny static, synthetic, DAVIS and YouTube-VOS training data in their layouts."""
     from dataset_factory import make_davis, make_ytvos
-
     from mobilevos.data.synth import SynthConfig, render_video, write_davis_dataset
     from mobilevos.io import write_palette_png
 
