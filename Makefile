@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint format bench clean
+.PHONY: setup demo test lint format clean repro-distill
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -34,3 +34,8 @@ format: setup
 
 clean:
 	rm -rf $(VENV) demo .pytest_cache .ruff_cache
+
+# Small-scale reproduction of the paper's distillation claim on CPU (several hours; resumable:
+# rerun the same command after an interruption). Results in results/distillation/.
+repro-distill: setup
+	$(BIN)/python scripts/reproduce_distillation.py

@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from dataset_factory import box_labels, make_davis, make_ytvos, random_frames
 
+from dataset_factory import box_labels, make_davis, make_ytvos, random_frames
 from mobilevos.checkpoint import save_checkpoint
 from mobilevos.cli import main
 from mobilevos.config import get_preset

@@ -183,10 +183,11 @@ def compute_losses(
     step: int,
     generator: torch.Generator,
     teacher_memory: MemoryConfig | None = None,
+    student_memory: MemoryConfig | None = None,
 ) -> dict[str, Tensor]:
     """Named loss terms of one micro-batch; ``"total"`` is their weighted sum."""
     frames = normalize_image(batch.frames)
-    out = student(frames, batch.first_masks, batch.present)
+    out = student(frames, batch.first_masks, batch.present, student_memory)
     target = batch.labels[:, 1:]
     seg = BootstrappedCE(config.bootstrap_start, config.bootstrap_end, config.bootstrap_top_p)
     terms = {"seg": seg(out.logits.flatten(0, 1), target.flatten(0, 1), step).loss}
@@ -265,6 +266,7 @@ class Trainer:
         )
         self.scaler = torch.amp.GradScaler("cuda", enabled=config.amp == "fp16")
         self.step = 0
+        self.train_seconds = 0.0  # wall time spent in run(), kept across resumes
         if resume:
             self._load_state()
         self.wrapped = self.model
@@ -323,6 +325,7 @@ class Trainer:
                         self.step,
                         generator,
                         self.teacher_memory,
+                        self.config.memory,
                     )
                 self.scaler.scale(terms["total"] / len(batches)).backward()
             for name, value in terms.items():
@@ -349,6 +352,7 @@ class Trainer:
         payload = {
             "format_version": STATE_VERSION,
             "step": self.step,
+            "train_seconds": self.train_seconds,
             "train_config": self.config.to_dict(),
             "model_config": self.model.config.to_dict(),
             "model": self.model.state_dict(),
@@ -378,6 +382,7 @@ class Trainer:
         self.scheduler.load_state_dict(state["scheduler"])
         self.scaler.load_state_dict(state["scaler"])
         self.step = int(state["step"])
+        self.train_seconds = float(state.get("train_seconds", 0.0))
         log.info("resumed %s at step %d", path, self.step)
 
     # ------------------------------------------------------------------------------- loop
@@ -414,8 +419,10 @@ class Trainer:
         bar = tqdm(total=self.config.steps, initial=self.step, unit="step", disable=not main)
         started = time.perf_counter()
         clips = 0
+        tick = time.perf_counter()
         for group in self.batches():
             terms = self.train_step(group)
+            self.train_seconds += time.perf_counter() - tick  # data wait + step, not logging
             clips += self.config.batch_size
             bar.update(1)
             bar.set_postfix(loss=f"{terms['total']:.4f}")
@@ -439,6 +446,7 @@ class Trainer:
             val = self.config.val
             if logger is not None and val.root and val.every and step % val.every == 0:
                 logger.log(step, {"val_jf": self.validate()})
+            tick = time.perf_counter()
             if stop_at is not None and step >= stop_at:
                 bar.close()
                 if logger is not None:
@@ -448,7 +456,13 @@ class Trainer:
         final = self.run_dir / "final.ckpt"
         if main:
             save_checkpoint(
-                self.model, final, meta={"steps": self.step, "train_config": self.config.to_dict()}
+                self.model,
+                final,
+                meta={
+                    "steps": self.step,
+                    "train_seconds": round(self.train_seconds, 1),
+                    "train_config": self.config.to_dict(),
+                },
             )
             logger.close()
         self.context.barrier()

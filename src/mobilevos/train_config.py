@@ -45,6 +45,13 @@ class LossConfig:
     bootstrap_end: int = 70_000
     bootstrap_top_p: float = 0.15
 
+    def __post_init__(self) -> None:
+        from mobilevos.losses import BootstrappedCE
+
+        BootstrappedCE(self.bootstrap_start, self.bootstrap_end, self.bootstrap_top_p)
+        if not 0 <= self.omega <= 1:
+            raise ConfigError(f"loss.omega must be in [0, 1], got {self.omega}")
+
 
 @dataclass(frozen=True)
 class OptimConfig:
@@ -92,8 +99,13 @@ class ValConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
+    """One training run. ``memory`` overrides the student's memory policy in the training
+    unroll (e.g. a teacher, whose inference memory writes every 5th frame, trains on short clips
+    with every frame written); None keeps the model's own."""
+
     model: str = "mobilevos-mbv2-lite"
     init: str | None = None
+    memory: MemoryConfig | None = None
     teacher: TeacherConfig | None = None
     data: DataConfig = field(default_factory=DataConfig)
     loss: LossConfig = field(default_factory=LossConfig)
