@@ -28,26 +28,48 @@ from mobilevos.train import Trainer
 from mobilevos.train_config import load_train_config
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT / "data" / "repro-synth"
-RESULTS = ROOT / "results" / "distillation"
 RUNS = {
     # name: (recipe, overrides)
     "teacher": ("teacher.yaml", []),
     "student-seg-seed0": ("student-seg.yaml", []),
     "student-distill-seed0": ("student-distill.yaml", []),
-    "student-seg-seed1": ("student-seg.yaml", ["seed=1", "out_dir=runs/repro/student-seg-seed1"]),
+    "student-seg-seed1": ("student-seg.yaml", ["seed=1"]),
 }
 
 
-def render_data(videos: int) -> None:
-    if (DATA / "synth.json").is_file():
+class Paths:
+    """Where data, runs and results go; ``--smoke`` keeps a quick check apart from the real run."""
+
+    def __init__(self, smoke: bool) -> None:
+        self.smoke = smoke
+        self.data = ROOT / "data" / ("repro-synth-smoke" if smoke else "repro-synth")
+        self.runs = Path("runs") / ("repro-smoke" if smoke else "repro")
+        self.results = ROOT / self.runs / "results" if smoke else ROOT / "results" / "distillation"
+
+    def overrides(self, name: str) -> list[str]:
+        out = [
+            f"out_dir={self.runs / name}",
+            f"data.sources=[{{kind: synth, root: {self.data}}}]",
+            f"val.root={self.data}",
+        ]
+        if name == "student-distill-seed0":
+            out.append(f"teacher.checkpoint={self.runs / 'teacher' / 'final.ckpt'}")
+        if self.smoke:
+            out += ["steps=4", "checkpoint_every=2", "batch_size=2", "data.crop=96"]
+        return out
+
+
+def render_data(paths: Paths, videos: int) -> None:
+    if (paths.data / "synth.json").is_file():
         return
     config = SynthConfig(height=240, width=432, num_frames=24)
-    write_davis_dataset(DATA, videos, config, seed=2023, val_fraction=30 / videos, workers=2)
+    val = 4 if paths.smoke else 30
+    write_davis_dataset(paths.data, videos, config, seed=2023, val_fraction=val / videos, workers=2)
 
 
-def train_run(name: str) -> dict:
+def train_run(paths: Paths, name: str) -> dict:
     recipe, overrides = RUNS[name]
+    overrides = [*overrides, *paths.overrides(name)]
     config = load_train_config(ROOT / "configs" / "repro" / recipe, overrides)
     run_dir = ROOT / config.out_dir
     final = run_dir / "final.ckpt"
@@ -67,16 +89,17 @@ def train_run(name: str) -> dict:
     }
 
 
-def score(name: str, checkpoint: Path) -> dict:
-    out = ROOT / "runs" / "repro" / "eval" / name
-    result = run_eval(load_model(checkpoint), "davis2017", DATA, "val", out, size=240, workers=2)
+def score(paths: Paths, name: str, checkpoint: Path) -> dict:
+    out = ROOT / paths.runs / "eval" / name
+    model = load_model(checkpoint)
+    result = run_eval(model, "davis2017", paths.data, "val", out, size=240, workers=2)
     g = result.global_row
     return {"jf": g.jf_mean, "j": g.j_mean, "f": g.f_mean, "objects": len(result.objects)}
 
 
-def write_results(rows: dict[str, dict]) -> None:
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "results.json").write_text(json.dumps(rows, indent=2))
+def write_results(results: Path, rows: dict[str, dict]) -> None:
+    results.mkdir(parents=True, exist_ok=True)
+    (results / "results.json").write_text(json.dumps(rows, indent=2))
     lines = [
         "| run | J&F | J | F | steps | seed | train minutes |",
         "|---|---|---|---|---|---|---|",
@@ -86,7 +109,7 @@ def write_results(rows: dict[str, dict]) -> None:
             f"| {name} | {r['jf']:.3f} | {r['j']:.3f} | {r['f']:.3f} | {r['steps']} | "
             f"{r['seed']} | {r['train_minutes']} |"
         )
-    (RESULTS / "table.md").write_text("\n".join(lines) + "\n")
+    (results / "table.md").write_text("\n".join(lines) + "\n")
     import matplotlib
 
     matplotlib.use("Agg")
@@ -97,20 +120,26 @@ def write_results(rows: dict[str, dict]) -> None:
     ax.set_ylabel("J&F (held-out synthetic)")
     ax.tick_params(axis="x", labelrotation=20)
     fig.tight_layout()
-    fig.savefig(RESULTS / "jf.png", dpi=120)
+    fig.savefig(results / "jf.png", dpi=120)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--videos", type=int, default=600, help="synthetic videos to render")
+    parser.add_argument(
+        "--smoke",
+        action="store_true",
+        help="a few-minute check of the whole pipeline (tiny budgets, apart)",
+    )
     args = parser.parse_args()
-    render_data(args.videos)
+    paths = Paths(args.smoke)
+    render_data(paths, 12 if args.smoke else args.videos)
     rows = {}
     for name in RUNS:
-        info = train_run(name)
-        rows[name] = {**info, **score(name, ROOT / info["checkpoint"])}
+        info = train_run(paths, name)
+        rows[name] = {**info, **score(paths, name, ROOT / info["checkpoint"])}
         print(f"{name}: J&F {rows[name]['jf']:.3f} ({info['train_minutes']} min)")
-    write_results(rows)
+    write_results(paths.results, rows)
 
 
 if __name__ == "__main__":
