@@ -107,3 +107,24 @@ def test_mobilenet_trunks_start_from_imagenet_weights_when_installed():
     stem = model.value_encoder.trunk.features[0][0].weight
     assert torch.equal(stem[:, :3], reference["features.0.0.weight"])
     assert torch.all(stem[:, 3:] == 0)  # mask channels start at zero
+
+
+def test_user_resnet_weights_file_loads_into_both_trunks(tmp_path):
+    from torchvision.models import resnet18, resnet50
+
+    reference = resnet18().state_dict()
+    path = tmp_path / "resnet18.pth"
+    torch.save(reference, path)
+    config = get_preset("mobilevos-r18").replace(
+        backbone_weights=str(path), value_backbone_weights=str(path)
+    )
+    model = build_model(config)
+    assert torch.equal(
+        model.query_encoder.trunk.layer3[1].conv2.weight, reference["layer3.1.conv2.weight"]
+    )
+    stem = model.value_encoder.trunk.conv1.weight
+    assert torch.equal(stem[:, :3], reference["conv1.weight"]) and torch.all(stem[:, 3:] == 0)
+    wrong = tmp_path / "resnet50.pth"
+    torch.save(resnet50().state_dict(), wrong)
+    with pytest.raises(CheckpointError, match=r"resnet50\.pth \(ResNetTrunk\)"):
+        build_model(get_preset("mobilevos-r18").replace(backbone_weights=str(wrong)))

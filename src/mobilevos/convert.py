@@ -18,10 +18,11 @@ from pathlib import Path
 import torch
 from torch import Tensor
 
-from mobilevos.checkpoint import load_state_dict_strict, save_checkpoint
+from mobilevos.checkpoint import save_checkpoint
 from mobilevos.config import get_preset
 from mobilevos.errors import CheckpointError
 from mobilevos.model.network import MobileVOS, build_model
+from mobilevos.model.weights import load_state_dict_strict
 
 # (STCN prefix, our prefix), first match wins.
 _PREFIXES = (

@@ -39,7 +39,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from mobilevos.checkpoint import load_model, load_state_dict_strict, save_checkpoint
+from mobilevos.checkpoint import load_model, save_checkpoint
 from mobilevos.config import MemoryConfig, get_preset
 from mobilevos.data.clips import ClipBatch, collate_clips, max_skip_schedule
 from mobilevos.data.training import build_training_dataset
@@ -57,6 +57,7 @@ from mobilevos.losses import (
     sample_pixels,
 )
 from mobilevos.model.network import MobileVOS, build_model, normalize_image
+from mobilevos.model.weights import load_state_dict_strict
 from mobilevos.predictor import resolve_device
 from mobilevos.train_config import LossConfig, TrainConfig
 

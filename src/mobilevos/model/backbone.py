@@ -21,6 +21,7 @@ from torch import Tensor, nn
 from torchvision.models import mobilenet_v2, resnet18, resnet50
 
 from mobilevos.errors import CheckpointError
+from mobilevos.model.weights import load_state_dict_strict
 
 log = logging.getLogger(__name__)
 
@@ -170,32 +171,25 @@ def load_torchvision_weights(trunk: Trunk, path: str | Path) -> None:
         raise CheckpointError(f"{path}: cannot read backbone weights ({exc})") from None
     if not isinstance(source, dict):
         raise CheckpointError(f"{path}: not a state dict")
-    target = trunk.state_dict()
     if isinstance(trunk, MobileNetV2Trunk):
         source = {k: v for k, v in source.items() if k.startswith("features.")}
         source = {k: v for k, v in source.items() if int(k.split(".")[1]) < trunk.STAGE_ENDS[-1]}
     else:
         source = {k: v for k, v in source.items() if not k.startswith(("layer4.", "fc."))}
-    missing = sorted(set(target) - set(source))
-    unexpected = sorted(set(source) - set(target))
-    if missing or unexpected:
-        raise CheckpointError(
-            f"{path}: does not fit a {type(trunk).__name__}: "
-            f"missing {missing[:5]}, unexpected {unexpected[:5]}"
-        )
-    for key, value in target.items():
-        weight = source[key]
-        if weight.shape != value.shape:
-            widened = weight.ndim == 4 and weight.shape[1] < value.shape[1]
-            if not (
-                widened
-                and weight.shape[0] == value.shape[0]
-                and weight.shape[2:] == value.shape[2:]
-            ):
-                raise CheckpointError(
-                    f"{path}: {key} has shape {tuple(weight.shape)}, expected {tuple(value.shape)}"
-                )
+    for key, value in trunk.state_dict().items():
+        weight = source.get(key)
+        if weight is not None and _needs_mask_channels(weight, value):
             padded = torch.zeros_like(value)
             padded[:, : weight.shape[1]] = weight
             source[key] = padded
-    trunk.load_state_dict(source, strict=True)
+    load_state_dict_strict(trunk, source, f"{path} ({type(trunk).__name__})")
+
+
+def _needs_mask_channels(weight: Tensor, target: Tensor) -> bool:
+    """An RGB first convolution to be widened for a value trunk's extra mask channels."""
+    return (
+        weight.ndim == 4
+        and weight.shape[1] < target.shape[1]
+        and weight.shape[0] == target.shape[0]
+        and weight.shape[2:] == target.shape[2:]
+    )
