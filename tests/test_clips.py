@@ -18,20 +18,18 @@ from mobilevos.data.clips import (
     ArrayVideo,
     ClipSample,
     SkipSchedule,
-    StaticImageDataset,
     SynthClipDataset,
     VideoClipDataset,
     choose_objects,
     collate_clips,
     davis_videos,
-    find_image_mask_pairs,
     max_skip_schedule,
-    read_static_mask,
     relabel,
     sample_clip_indices,
     ytvos_videos,
 )
 from mobilevos.data.davis import DavisDataset
+from mobilevos.data.static import StaticImageDataset, find_image_mask_pairs, read_static_mask
 from mobilevos.data.synth import SynthConfig, jpeg_roundtrip, render_video
 from mobilevos.data.training import DataConfig, DataSourceConfig, build_training_dataset
 from mobilevos.data.ytvos import YouTubeVOSDataset

@@ -28,9 +28,9 @@ from mobilevos.scoring import (
     add_score_arguments,
     score_command,
     score_davis,
-    score_ytvos,
     write_davis_csvs,
 )
+from mobilevos.scoring_ytvos import score_ytvos
 
 T, H, W = 6, 30, 40
 BOX_1 = (10, 10, 8, 8)

@@ -10,9 +10,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from mobilevos.checkpoint import load_model
+from mobilevos.config import get_preset
 from mobilevos.data.synth import SynthConfig, render_video
 from mobilevos.io import write_palette_png, write_video
+from mobilevos.model.network import build_model
 from mobilevos.predictor import VOSPredictor
 from mobilevos.segment import SegmentResult, segment_video
 
@@ -33,7 +34,8 @@ def run_demo(out: str | Path, device: str = "cpu", frames: int = 30) -> SegmentR
         "meaningless; the demo only shows the pipeline running.",
         file=sys.stderr,
     )
-    predictor = VOSPredictor(load_model(DEMO_PRESET), device=device, size=240)
+    model = build_model(get_preset(DEMO_PRESET)).eval()  # ImageNet trunks, untrained VOS layers
+    predictor = VOSPredictor(model, device=device, size=240)
     result = segment_video(predictor, clip, mask, out / "masks", out / "overlay.mp4")
     print(
         f"segmented {result.frames} frames ({len(result.objects)} objects): "

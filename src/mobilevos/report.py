@@ -27,7 +27,8 @@ from PIL import Image
 from mobilevos.io import DAVIS_PALETTE, atomic_path, read_label_image
 
 if TYPE_CHECKING:
-    from mobilevos.scoring import DavisResult, SequenceScores, YTVOSResult
+    from mobilevos.scoring import DavisResult, SequenceScores
+    from mobilevos.scoring_ytvos import YTVOSResult
 
 _CSV_FLOAT = "%.3f"
 

@@ -43,7 +43,6 @@ from mobilevos.data.clips import (
     STCN_MAX_SKIPS,
     STCN_SKIP_SWITCHES,
     ClipDatasetBase,
-    StaticImageDataset,
     SynthClipDataset,
     VideoClipDataset,
     check_curriculum,
@@ -52,6 +51,7 @@ from mobilevos.data.clips import (
     ytvos_videos,
 )
 from mobilevos.data.davis import DavisDataset
+from mobilevos.data.static import StaticImageDataset
 from mobilevos.data.synth import SynthConfig
 from mobilevos.data.ytvos import YouTubeVOSDataset
 from mobilevos.errors import ConfigError
