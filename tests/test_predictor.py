@@ -95,6 +95,18 @@ def test_objects_added_mid_video_and_removed(tiny_model, two_object_mask):
         predictor.remove_objects([3])
 
 
+def test_later_mask_without_objects_is_an_ordinary_frame(tiny_model, two_object_mask):
+    frames = random_frames(3, 64, 96)
+    a, b = VOSPredictor(tiny_model, size=64), VOSPredictor(tiny_model, size=64)
+    empty = np.zeros_like(two_object_mask)
+    for t, frame in enumerate(frames):
+        first = two_object_mask if t == 0 else None
+        la = a.step(frame, mask=first)
+        lb = b.step(frame, mask=first if t == 0 else empty)
+        np.testing.assert_array_equal(la, lb)
+    assert a.memory.frame_index.tolist() == b.memory.frame_index.tolist() == [0, 2]
+
+
 def test_memory_bytes_constant_over_1000_frames(tiny_model):
     predictor = VOSPredictor(tiny_model, size=32)
     frame = random_frames(1, 32, 48)[0]

@@ -188,6 +188,8 @@ class VOSPredictor:
         geometry = self._geometry
         self.frame_index += 1
         given = None if mask is None else self._prepare_mask(mask, height, width)
+        if given is not None and not given.channels:
+            given = None  # a later mask without objects sets nothing: an ordinary frame
         if given is None and not self._ids:
             raise InputError(None, "the first frame needs a mask with at least one object")
 
