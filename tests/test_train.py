@@ -26,7 +26,7 @@ batch_size: 2
 num_workers: 0
 checkpoint_every: 2
 log_every: 1
-loss: {omega: 0.0, logit_weight: 0.0, num_samples: 64}
+loss: {omega: 0.0, repr_weight: 64.0, logit_weight: 0.0, num_samples: 64}
 data:
   crop: 48
   max_objects: 2
@@ -121,7 +121,8 @@ def test_distillation_uses_the_frozen_teacher(tmp_path):
         trainer.model, trainer.teacher, group[0], config.loss, 0, generator, trainer.teacher_memory
     )
     assert set(terms) == {"seg", "repr", "logit", "total"}
-    torch.testing.assert_close(terms["total"], terms["seg"] + terms["repr"] + terms["logit"])
+    expected = terms["seg"] + config.loss.repr_weight * terms["repr"] + terms["logit"]
+    torch.testing.assert_close(terms["total"], expected)
     terms["total"].backward()
     assert all(p.grad is None for p in trainer.teacher.parameters())
     assert any(p.grad is not None for p in trainer.model.parameters())

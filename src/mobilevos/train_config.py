@@ -30,10 +30,15 @@ class LossConfig:
     ``repr_weight`` applies to the unified representation loss (ω = ``omega``; ω = 0 is pure
     supervised contrastive and needs no teacher); ``logit_weight`` to boundary-aware logit
     distillation (needs a teacher). Without a teacher, terms that need one are skipped.
+
+    The representation loss carries the paper's 1/N factor (N = ``num_samples``), so at weight 1
+    it is inert: on a distillation batch of ``configs/repro`` (N = 256) its gradient norm was
+    0.02 against 4.6 for the segmentation loss. The default weight equals the default N,
+    cancelling the factor; scale it with ``num_samples``.
     """
 
     seg_weight: float = 1.0
-    repr_weight: float = 1.0
+    repr_weight: float = 512.0
     logit_weight: float = 1.0
     omega: float = 0.5
     num_samples: int = 512
