@@ -38,7 +38,7 @@ def run_demo(out: str | Path, device: str = "cpu", frames: int = 30) -> SegmentR
     predictor = VOSPredictor(model, device=device, size=240)
     result = segment_video(predictor, clip, mask, out / "masks", out / "overlay.mp4")
     print(
-        f"segmented {result.frames} frames ({len(result.objects)} objects): "
+        f"segmented {result.frames} frames (objects {result.objects}): "
         f"{result.out_dir}/*.png and {result.overlay}"
     )
     return result
