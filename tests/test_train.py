@@ -128,6 +128,25 @@ def test_distillation_uses_the_frozen_teacher(tmp_path):
     assert any(p.grad is not None for p in trainer.model.parameters())
 
 
+def test_model_overrides_start_resnet_trunks_from_a_weights_file(tmp_path):
+    from torchvision.models import resnet18
+
+    weights = resnet18().state_dict()
+    torch.save(weights, tmp_path / "resnet18.pth")
+    config = load_train_config(
+        recipe(tmp_path),
+        [
+            "model=mobilevos-r18",
+            f"out_dir={tmp_path}/run",
+            f"model_overrides={{backbone_weights: {tmp_path}/resnet18.pth}}",
+        ],
+    )
+    trainer = Trainer(config)
+    assert torch.equal(trainer.model.query_encoder.trunk.conv1.weight, weights["conv1.weight"])
+    with pytest.raises(ConfigError, match="model_overrides"):
+        Trainer(load_train_config(recipe(tmp_path), ["model_overrides={widht: 3}"]))
+
+
 def test_student_checkpoint_of_another_preset_is_refused_as_init(tmp_path):
     save_checkpoint(build_model(get_preset("mobilevos-tiny")), tmp_path / "tiny.ckpt")
     config = load_train_config(

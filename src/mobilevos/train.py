@@ -280,6 +280,11 @@ class Trainer:
     # ------------------------------------------------------------------------------ set-up
     def _build_student(self) -> MobileVOS:
         preset = get_preset(self.config.model)
+        if self.config.model_overrides:
+            try:
+                preset = preset.replace(**self.config.model_overrides)
+            except TypeError as exc:
+                raise ConfigError(f"model_overrides: {exc}") from None
         if self.config.init:
             return load_model(self.config.init, expected_config=preset)
         return build_model(preset)

@@ -104,11 +104,18 @@ class ValConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """One training run. ``memory`` overrides the student's memory policy in the training
-    unroll (e.g. a teacher, whose inference memory writes every 5th frame, trains on short clips
-    with every frame written); None keeps the model's own."""
+    """One training run.
+
+    ``model`` names a preset; ``model_overrides`` changes its fields, e.g.
+    ``{backbone_weights: resnet18-f37072fd.pth, value_backbone_weights: ...}`` to start ResNet
+    trunks from a torchvision ImageNet file. ``init`` starts from a checkpoint of the same
+    architecture instead (an earlier stage). ``memory`` overrides the student's memory policy in
+    the training unroll (e.g. a teacher, whose inference memory writes every 5th frame, trains
+    on short clips with every frame written); None keeps the model's own.
+    """
 
     model: str = "mobilevos-mbv2-lite"
+    model_overrides: dict[str, Any] | None = None
     init: str | None = None
     memory: MemoryConfig | None = None
     teacher: TeacherConfig | None = None
