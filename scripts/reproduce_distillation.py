@@ -131,15 +131,26 @@ def main() -> None:
         action="store_true",
         help="a few-minute check of the whole pipeline (tiny budgets, apart)",
     )
+    parser.add_argument(
+        "--runs",
+        default=",".join(RUNS),
+        help="comma-separated subset of runs; results are merged into results.json (runs are "
+        "deterministic, so a later session can add a missing one)",
+    )
     args = parser.parse_args()
+    names = [n for n in args.runs.split(",") if n]
+    unknown = sorted(set(names) - set(RUNS))
+    if unknown:
+        parser.error(f"unknown runs {unknown}; choose from {list(RUNS)}")
     paths = Paths(args.smoke)
     render_data(paths, 12 if args.smoke else args.videos)
-    rows = {}
-    for name in RUNS:
+    existing = paths.results / "results.json"
+    rows = json.loads(existing.read_text()) if existing.is_file() else {}
+    for name in names:
         info = train_run(paths, name)
         rows[name] = {**info, **score(paths, name, ROOT / info["checkpoint"])}
         print(f"{name}: J&F {rows[name]['jf']:.3f} ({info['train_minutes']} min)")
-    write_results(paths.results, rows)
+    write_results(paths.results, {n: rows[n] for n in RUNS if n in rows})
 
 
 if __name__ == "__main__":
