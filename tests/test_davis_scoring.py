@@ -21,7 +21,8 @@ from dataset_factory import (
     write_predictions,
 )
 from mobilevos.errors import ConfigError, DatasetError
-from mobilevos.report import blend_labels, format_davis_table, format_table, write_report
+from mobilevos.io import blend_labels
+from mobilevos.report import format_davis_table, format_table, write_report
 from mobilevos.scoring import (
     DAVIS_GLOBAL_COLUMNS,
     DAVIS_SEQUENCE_COLUMNS,
@@ -255,15 +256,6 @@ def test_ytvos_missing_prediction(tmp_path: Path) -> None:
     (tmp_path / "pred" / "b" / "00010.png").unlink()
     with pytest.raises(DatasetError, match="sequence b frame 00010: prediction"):
         score_ytvos(root, tmp_path / "pred", "held", workers=1)
-
-
-def test_blend_labels_by_hand() -> None:
-    image = np.full((2, 2, 3), 100, np.uint8)
-    labels = np.array([[0, 1], [2, 0]], np.uint8)
-    out = blend_labels(image, labels, alpha=0.5)
-    assert out[0, 0].tolist() == [100, 100, 100]
-    assert out[0, 1].tolist() == [114, 50, 50]  # palette 1 = (128, 0, 0)
-    assert out[1, 0].tolist() == [50, 114, 50]  # palette 2 = (0, 128, 0)
 
 
 def test_report_files(tmp_path: Path) -> None:

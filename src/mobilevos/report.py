@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from PIL import Image
 
-from mobilevos.io import DAVIS_PALETTE, atomic_path, read_label_image
+from mobilevos.io import atomic_path, blend_labels, read_label_image
 
 if TYPE_CHECKING:
     from mobilevos.scoring import DavisResult, SequenceScores
@@ -160,27 +160,6 @@ def format_ytvos_table(result: YTVOSResult) -> str:
         f"---------- YouTube-VOS results for {result.gt_split} ----------\n{summary}\n\n"
         f"---------- Per object results for {result.gt_split} ----------\n{objects}\n"
     )
-
-
-def blend_labels(image: np.ndarray, labels: np.ndarray, alpha: float = 0.5) -> np.ndarray:
-    """Tint labelled pixels with their DAVIS palette colour; background pixels are unchanged.
-
-    Each pixel with a non-zero label (void included) becomes
-    ``(1 - alpha) * image + alpha * palette[label]``, rounded.
-
-    Shapes:
-        image: (H, W, 3) uint8, labels: (H, W) integer -> (H, W, 3) uint8.
-    """
-    image = np.asarray(image, dtype=np.uint8)
-    labels = np.asarray(labels)
-    if image.shape[:2] != labels.shape:
-        raise ValueError(f"image {image.shape[:2]} and labels {labels.shape} differ in size")
-    colours = DAVIS_PALETTE[labels.astype(np.uint8)].astype(np.float32)
-    mixed = (1.0 - alpha) * image.astype(np.float32) + alpha * colours
-    out = image.copy()
-    mask = labels != 0
-    out[mask] = np.clip(np.rint(mixed[mask]), 0, 255).astype(np.uint8)
-    return out
 
 
 def _load_image(path: Path, shape: tuple[int, int]) -> np.ndarray:
