@@ -59,6 +59,11 @@ def test_recipes_merge_bases_and_overrides_and_reject_unknown_keys(tmp_path):
         load_train_config(path, ["loss.omegaa=1"])
     with pytest.raises(ConfigError, match="not key=value"):
         load_train_config(path, ["steps"])
+    assert load_train_config(path, ["optim.lr=3e-4"]).optim.lr == 3e-4  # YAML 1.1: a string
+    with pytest.raises(ConfigError, match=r"config\.optim\.lr: expected a number"):
+        load_train_config(path, ["optim.lr=fast"])
+    with pytest.raises(ConfigError, match=r"config\.steps: expected an integer"):
+        load_train_config(path, ["steps=1.5"])
 
 
 def test_repeated_steps_on_one_batch_lower_the_loss(tmp_path):

@@ -183,6 +183,14 @@ def _convert(hint: Any, value: Any, where: str) -> Any:
             return build_dataclass(option, value, where)
         if typing.get_origin(option) is tuple:
             return tuple(value) if isinstance(value, list | tuple) else (value,)
+    if float in options and not isinstance(value, bool):
+        # YAML 1.1 reads "3e-4" (no dot) as a string; accept it as the number it means.
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{where}: expected a number, got {value!r}") from None
+    if int in options and not isinstance(value, int | bool):
+        raise ConfigError(f"{where}: expected an integer, got {value!r}")
     return value
 
 
