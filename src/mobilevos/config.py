@@ -153,7 +153,8 @@ _PRESETS: dict[str, ModelConfig] = {
         pretrained=False,
     ),
     # A teacher on the ImageNet MobileNetV2 trunk at full width, with wider heads and the
-    # teacher's long memory: trainable on a CPU where no ImageNet ResNet weights exist.
+    # teacher's long memory: trainable on a CPU where no ImageNet ResNet weights exist. No ASPP:
+    # in 250-step CPU pilots it scored J&F 0.47 without ASPP and 0.14 with it.
     "teacher-mbv2": ModelConfig(
         name="teacher-mbv2",
         query_backbone="mobilenetv2",
@@ -161,8 +162,7 @@ _PRESETS: dict[str, ModelConfig] = {
         value_dim=128,
         query_value_dim=128,
         decoder_dims=(128, 96, 64),
-        aspp=True,
-        aspp_dim=192,
+        aspp=False,
         memory=MemoryConfig(pinned=1, recent=31, write_every=5),
     ),
     # A very small model for tests and smoke runs.
