@@ -47,8 +47,9 @@ def test_invalid_slots_get_exactly_zero_weight_whatever_they_hold():
     qk = torch.randn(1, 4, 2, 2, generator=g)
     valid = torch.tensor([[True, False]])
     weights = masked_softmax(affinity_logits(mk, qk), valid, slots=2)
-    assert torch.all(weights[:, 4:] == 0)
-    torch.testing.assert_close(weights.sum(dim=1), torch.ones(1, 4))
+    assert weights.shape == (1, 4, 8)  # query locations x memory locations
+    assert torch.all(weights[..., 4:] == 0)
+    torch.testing.assert_close(weights.sum(dim=-1), torch.ones(1, 4))
     # Garbage (even huge keys equal to the query) in the invalid slot changes nothing.
     mv = torch.randn(1, 1, 3, 2, 2, 2, generator=g)
     before = memory_read(qk, mk, mv, valid)
