@@ -7,7 +7,8 @@ On procedural synthetic videos and this repo's CPU recipes (configs/repro/), it 
 1. a teacher (``teacher-mbv2``: ImageNet MobileNetV2 trunks at full width, long memory),
 2. the ``mobilevos-mbv2-lite`` student with the segmentation loss only (seeds 0 and 1),
 3. the same student distilled from the teacher with the paper's loss (omega = 0.5, plus
-   boundary-aware logit distillation),
+   boundary-aware logit distillation), once for the baseline's wall time and once for its
+   number of steps,
 
 then scores each on held-out synthetic videos with the built-in DAVIS evaluator and writes
 ``results/distillation/results.json``, ``table.md`` and ``jf.png``. Every stage resumes from its
@@ -34,6 +35,8 @@ RUNS = {
     "student-seg-seed0": ("student-seg.yaml", []),
     "student-distill-seed0": ("student-distill.yaml", []),
     "student-seg-seed1": ("student-seg.yaml", ["seed=1"]),
+    # Distillation at the baseline's step count rather than its wall time (about 45 min).
+    "student-distill-seed0-1160steps": ("student-distill.yaml", ["steps=1160"]),
 }
 
 
@@ -52,7 +55,7 @@ class Paths:
             f"data.sources=[{{kind: synth, root: {self.data}}}]",
             f"val.root={self.data}",
         ]
-        if name == "student-distill-seed0":
+        if name.startswith("student-distill"):
             out.append(f"teacher.checkpoint={self.runs / 'teacher' / 'final.ckpt'}")
         if self.smoke:
             out += ["steps=4", "checkpoint_every=2", "batch_size=2", "data.crop=96"]
