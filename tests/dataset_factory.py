@@ -2,7 +2,8 @@
 
 Everything is written in the official folder layouts with the project's own writers (palette
 PNGs with the DAVIS palette, JPEG frames), so the readers under test see what a real download
-would give them. Helpers also make simple shapes and write prediction folders.
+would give them. Helpers also make simple shapes, write prediction folders, and write the tiny
+training recipe that training tests start from.
 """
 
 from __future__ import annotations
@@ -152,3 +153,25 @@ def make_ytvos(
     (root / split).mkdir(parents=True, exist_ok=True)
     (root / split / "meta.json").write_text(json.dumps(meta, indent=1))
     return root
+
+
+TINY_RECIPE = """
+model: mobilevos-tiny
+steps: 6
+batch_size: 2
+num_workers: 0
+checkpoint_every: 2
+log_every: 1
+loss: {omega: 0.0, repr_weight: 64.0, logit_weight: 0.0, num_samples: 64}
+data:
+  crop: 48
+  max_objects: 2
+  sources:
+    - {kind: synth-online, videos: 16, frames: 10}
+"""
+
+
+def recipe(tmp_path: Path, text: str = TINY_RECIPE, name: str = "recipe.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path

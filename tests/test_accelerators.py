@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import torch
 
+from dataset_factory import recipe
 from mobilevos.checkpoint import load_model
 from mobilevos.data.synth import SynthConfig, render_video
 from mobilevos.predictor import VOSPredictor
@@ -26,22 +27,6 @@ ACCELERATORS = [
     pytest.param("mps", marks=pytest.mark.skipif(not HAS_MPS, reason="needs Apple MPS")),
 ]
 AMP_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
-
-RECIPE = """
-model: mobilevos-tiny
-steps: 4
-batch_size: 2
-num_workers: 0
-checkpoint_every: 2
-log_every: 1
-optim: {lr: 0.002, schedule: constant}
-loss: {omega: 0.0, repr_weight: 64.0, logit_weight: 0.0, num_samples: 64}
-data:
-  crop: 48
-  max_objects: 2
-  sources:
-    - {kind: synth-online, videos: 16, frames: 10}
-"""
 
 
 @pytest.fixture(scope="module")
@@ -85,9 +70,10 @@ def test_autocast_streaming_stays_close_to_fp32(tiny_model, video, amp):
 @needs_cuda
 @pytest.mark.parametrize("amp", ["none", "bf16", "fp16"])
 def test_cuda_training_with_amp_learns_and_saves_fp32_weights(tmp_path, amp):
-    path = tmp_path / "recipe.yaml"
-    path.write_text(RECIPE)
-    config = load_train_config(path, [f"out_dir={tmp_path}/run", "device=cuda", f"amp={amp}"])
+    overrides = ["optim.lr=0.002", "optim.schedule=constant", "steps=4", "device=cuda"]
+    config = load_train_config(
+        recipe(tmp_path), [*overrides, f"amp={amp}", f"out_dir={tmp_path}/run"]
+    )
     trainer = Trainer(config)
     group = next(trainer.batches())
     first = trainer.train_step(group)["total"]

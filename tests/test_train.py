@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from dataset_factory import TINY_RECIPE, recipe
 from mobilevos.checkpoint import load_model, save_checkpoint
 from mobilevos.config import get_preset
 from mobilevos.errors import ConfigError
@@ -18,27 +19,6 @@ from mobilevos.model.network import build_model
 from mobilevos.predictor import VOSPredictor
 from mobilevos.train import Trainer, compute_losses
 from mobilevos.train_config import load_train_config
-
-TINY_RECIPE = """
-model: mobilevos-tiny
-steps: 6
-batch_size: 2
-num_workers: 0
-checkpoint_every: 2
-log_every: 1
-loss: {omega: 0.0, repr_weight: 64.0, logit_weight: 0.0, num_samples: 64}
-data:
-  crop: 48
-  max_objects: 2
-  sources:
-    - {kind: synth-online, videos: 16, frames: 10}
-"""
-
-
-def recipe(tmp_path: Path, text: str = TINY_RECIPE, name: str = "recipe.yaml") -> Path:
-    path = tmp_path / name
-    path.write_text(text)
-    return path
 
 
 def losses(run_dir: Path) -> list[dict]:
