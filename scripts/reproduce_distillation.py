@@ -118,8 +118,11 @@ def write_results(results: Path, rows: dict[str, dict]) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 3))
-    ax.bar(list(rows), [r["jf"] for r in rows.values()], color="#4c72b0")
+    scores = [r["jf"] for r in rows.values()]
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    bars = ax.bar(list(rows), scores, color="#4c72b0")
+    ax.bar_label(bars, fmt="%.3f")
+    ax.set_ylim(max(0.0, min(scores) - 0.05), min(1.0, max(scores) + 0.03))  # differences show
     ax.set_ylabel("J&F (held-out synthetic)")
     ax.tick_params(axis="x", labelrotation=20)
     fig.tight_layout()
