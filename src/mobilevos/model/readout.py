@@ -30,7 +30,8 @@ def affinity_logits(memory_keys: Tensor, query_key: Tensor) -> Tensor:
 
     Query-major, so that the softmax over memory runs along the last, contiguous dimension: on
     CUDA a softmax over dim 1 of the memory-major layout took 68 ms of a 72 ms teacher frame
-    (32 slots at 480p, H200), against well under a millisecond along the last dimension.
+    (32 slots at 480p, H200); in this layout the whole read takes 2.5 ms. On a CPU the two
+    layouts cost the same for a student's 2 slots, and this one is 1.16x faster for 32.
 
     Shapes:
         memory_keys: (B, Ck, S, h, w)
