@@ -22,6 +22,7 @@ import math
 import sys
 import tempfile
 import time
+import traceback
 from pathlib import Path
 
 import torch
@@ -203,8 +204,6 @@ def main() -> int:
             except Exception as exc:  # report and go on: one run must say everything it can
                 failures.append(f"{title}: {type(exc).__name__}: {exc}")
                 print(f"  FAILED: {type(exc).__name__}: {exc}")
-                import traceback
-
                 traceback.print_exc()
             print(f"  ({time.perf_counter() - start:.0f} s)")
     report["failures"] = failures
