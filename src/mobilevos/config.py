@@ -154,7 +154,8 @@ _PRESETS: dict[str, ModelConfig] = {
     ),
     # A teacher on the ImageNet MobileNetV2 trunk at full width, with wider heads and the
     # teacher's long memory: trainable on a CPU where no ImageNet ResNet weights exist. No ASPP:
-    # in 250-step CPU pilots it scored J&F 0.47 without ASPP and 0.14 with it.
+    # in 250-step CPU pilots it scored J&F 0.47 without ASPP and 0.14 with it (an ASPP that had
+    # no GroupNorm yet; see ASPP).
     "teacher-mbv2": ModelConfig(
         name="teacher-mbv2",
         query_backbone="mobilenetv2",
