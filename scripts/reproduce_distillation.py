@@ -8,7 +8,8 @@ On procedural synthetic videos and this repo's CPU recipes (configs/repro/), it 
 2. the ``mobilevos-mbv2-lite`` student with the segmentation loss only (seeds 0 and 1),
 3. the same student distilled from the teacher with the paper's loss (omega = 0.5, plus
    boundary-aware logit distillation), once for the baseline's wall time and once for its
-   number of steps,
+   number of steps, and once more for its wall time with the representation loss at a quarter
+   of its weight,
 
 then scores each on held-out synthetic videos with the built-in DAVIS evaluator and writes
 ``results/distillation/results.json``, ``table.md`` and ``jf.png``. Every stage resumes from its
@@ -37,6 +38,9 @@ RUNS = {
     "student-seg-seed1": ("student-seg.yaml", ["seed=1"]),
     # Distillation at the baseline's step count rather than its wall time (about 45 min).
     "student-distill-seed0-1160steps": ("student-distill.yaml", ["steps=1160"]),
+    # The baseline's wall time again, with L_repr at a quarter of its weight: the best setting
+    # of the loss sweep (scripts/distill_sweep.py, on a GPU, equal steps).
+    "student-distill-repr64-seed0": ("student-distill.yaml", ["loss.repr_weight=64"]),
 }
 
 
@@ -62,12 +66,14 @@ class Paths:
         return out
 
 
-def render_data(paths: Paths, videos: int) -> None:
+def render_data(paths: Paths, videos: int, workers: int = 2) -> None:
     if (paths.data / "synth.json").is_file():
         return
     config = SynthConfig(height=240, width=432, num_frames=24)
     val = 4 if paths.smoke else 30
-    write_davis_dataset(paths.data, videos, config, seed=2023, val_fraction=val / videos, workers=2)
+    write_davis_dataset(
+        paths.data, videos, config, seed=2023, val_fraction=val / videos, workers=workers
+    )
 
 
 def train_run(paths: Paths, name: str) -> dict:
@@ -92,10 +98,10 @@ def train_run(paths: Paths, name: str) -> dict:
     }
 
 
-def score(paths: Paths, name: str, checkpoint: Path) -> dict:
-    out = ROOT / paths.runs / "eval" / name
+def score(data: Path, checkpoint: Path, out: Path, device: str = "cpu") -> dict:
+    """J&F of a checkpoint on the held-out synthetic videos, predictions written to ``out``."""
     model = load_model(checkpoint)
-    result = run_eval(model, "davis2017", paths.data, "val", out, size=240, workers=2)
+    result = run_eval(model, "davis2017", data, "val", out, device=device, size=240, workers=2)
     g = result.global_row
     return {"jf": g.jf_mean, "j": g.j_mean, "f": g.f_mean, "objects": len(result.objects)}
 
@@ -154,7 +160,8 @@ def main() -> None:
     rows = json.loads(existing.read_text()) if existing.is_file() else {}
     for name in names:
         info = train_run(paths, name)
-        rows[name] = {**info, **score(paths, name, ROOT / info["checkpoint"])}
+        out = ROOT / paths.runs / "eval" / name
+        rows[name] = {**info, **score(paths.data, ROOT / info["checkpoint"], out)}
         print(f"{name}: J&F {rows[name]['jf']:.3f} ({info['train_minutes']} min)")
     write_results(paths.results, {n: rows[n] for n in RUNS if n in rows})
 
