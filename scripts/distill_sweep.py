@@ -95,11 +95,12 @@ def launch(args: argparse.Namespace, runs: list[tuple[str, int]]) -> None:
             variant, seed = pending.pop(0)
             name = run_name(variant, seed)
             (args.runs / name).mkdir(parents=True, exist_ok=True)
-            log = open(args.runs / name / "sweep.log", "w")  # noqa: SIM115 (closed with the child)
             cmd = [sys.executable, __file__, f"--one={variant}", f"--seeds={seed}"]
             cmd += [f"--{k}={getattr(args, k)}" for k in ("steps", "device", "workers", "teacher")]
             cmd.append(f"--runs={args.runs}")
-            running.append((name, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)))
+            with open(args.runs / name / "sweep.log", "w") as log:  # the child keeps its own copy
+                child = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
+            running.append((name, child))
             print(f"started {name}", flush=True)
         time.sleep(2)
         for item in list(running):
@@ -141,14 +142,17 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", help="cpu, cuda or mps")
     parser.add_argument("--jobs", type=int, default=1, help="runs trained at once")
     parser.add_argument("--workers", type=int, default=1, help="data-loading workers per run")
-    parser.add_argument("--teacher", type=Path, default=Path("runs/repro/teacher/final.ckpt"))
-    parser.add_argument("--runs", type=Path, default=Path("runs/sweep"))
+    parser.add_argument("--teacher", type=Path, default=ROOT / "runs/repro/teacher/final.ckpt")
+    parser.add_argument("--runs", type=Path, default=ROOT / "runs" / "sweep")
     parser.add_argument("--results", type=Path, default=ROOT / "results" / "distillation-sweep")
     parser.add_argument("--one", help=argparse.SUPPRESS)  # internal: train one run here
     args = parser.parse_args()
     args.runs, args.teacher = args.runs.resolve(), args.teacher.resolve()
     variants = [n for n in args.variants.split(",") if n]
-    seeds = [int(s) for s in args.seeds.split(",") if s]
+    try:
+        seeds = [int(s) for s in args.seeds.split(",") if s]
+    except ValueError:
+        parser.error(f"--seeds: expected comma-separated integers, got {args.seeds!r}")
     if args.one:
         run_variant(args, args.one, seeds[0])
         return

@@ -41,6 +41,7 @@ RUNS = {
     # The baseline's wall time again, with L_repr at a quarter of its weight: the best setting
     # of the loss sweep (scripts/distill_sweep.py, on a GPU, equal steps).
     "student-distill-repr64-seed0": ("student-distill.yaml", ["loss.repr_weight=64"]),
+    "student-distill-repr64-seed1": ("student-distill.yaml", ["loss.repr_weight=64", "seed=1"]),
 }
 
 
