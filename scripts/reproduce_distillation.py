@@ -125,13 +125,15 @@ def write_results(results: Path, rows: dict[str, dict]) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    scores = [r["jf"] for r in rows.values()]
-    fig, ax = plt.subplots(figsize=(7, 3.2))
-    bars = ax.bar(list(rows), scores, color="#4c72b0")
-    ax.bar_label(bars, fmt="%.3f")
-    ax.set_ylim(max(0.0, min(scores) - 0.05), min(1.0, max(scores) + 0.03))  # differences show
-    ax.set_ylabel("J&F (held-out synthetic)")
-    ax.tick_params(axis="x", labelrotation=20)
+    names = list(rows)[::-1]  # first run on top
+    scores = [rows[n]["jf"] for n in names]
+    kind = {"teacher": "#dd8452", "distill": "#4c72b0", "seg": "#8c8c8c"}
+    colours = [kind[n if n == "teacher" else n.split("-")[1]] for n in names]
+    fig, ax = plt.subplots(figsize=(7, 0.4 * len(names) + 0.9))
+    bars = ax.barh([f"{n}, {rows[n]['steps']} steps" for n in names], scores, color=colours)
+    ax.bar_label(bars, fmt="%.3f", padding=2)
+    ax.set_xlim(max(0.0, min(scores) - 0.05), min(1.0, max(scores) + 0.02))  # differences show
+    ax.set_xlabel("J&F on held-out synthetic videos (teacher orange, distilled blue)")
     fig.tight_layout()
     fig.savefig(results / "jf.png", dpi=120)
 
