@@ -8,11 +8,12 @@ On procedural synthetic videos and this repo's CPU recipes (configs/repro/), it 
 2. the ``mobilevos-mbv2-lite`` student with the segmentation loss only (seeds 0 and 1),
 3. the same student distilled from the teacher with the paper's loss (omega = 0.5, plus
    boundary-aware logit distillation), once for the baseline's wall time and once for its
-   number of steps, and once more for its wall time with the representation loss at a quarter
-   of its weight,
+   number of steps, and twice more (seeds 0 and 1) for its wall time with the representation
+   loss at a quarter of its weight,
 
 then scores each on held-out synthetic videos with the built-in DAVIS evaluator and writes
-``results/distillation/results.json``, ``table.md`` and ``jf.png``. Every stage resumes from its
+``results/distillation/results.json``, ``table.md`` (with each run's per-object difference from
+the seed-0 baseline, paired over the same objects) and ``jf.png``. Every stage resumes from its
 last checkpoint, so rerunning the same command after an interruption continues where it
 stopped; finished stages are skipped.
 """
@@ -23,6 +24,8 @@ import argparse
 import json
 from pathlib import Path
 
+import numpy as np
+
 from mobilevos.checkpoint import load_model, read_checkpoint
 from mobilevos.data.synth import SynthConfig, write_davis_dataset
 from mobilevos.evaluate import run_eval
@@ -30,13 +33,14 @@ from mobilevos.train import Trainer
 from mobilevos.train_config import load_train_config
 
 ROOT = Path(__file__).resolve().parents[1]
+BASELINE = "student-seg-seed0"  # per-object differences are taken from this run
 RUNS = {
     # name: (recipe, overrides)
     "teacher": ("teacher.yaml", []),
     "student-seg-seed0": ("student-seg.yaml", []),
     "student-distill-seed0": ("student-distill.yaml", []),
     "student-seg-seed1": ("student-seg.yaml", ["seed=1"]),
-    # Distillation at the baseline's step count rather than its wall time (about 45 min).
+    # Distillation at the baseline's step count rather than its wall time (45-50 min).
     "student-distill-seed0-1160steps": ("student-distill.yaml", ["steps=1160"]),
     # The baseline's wall time again, with L_repr at a quarter of its weight: the best setting
     # of the loss sweep (scripts/distill_sweep.py, on a GPU, equal steps).
@@ -104,7 +108,36 @@ def score(data: Path, checkpoint: Path, out: Path, device: str = "cpu") -> dict:
     model = load_model(checkpoint)
     result = run_eval(model, "davis2017", data, "val", out, device=device, size=240, workers=2)
     g = result.global_row
-    return {"jf": g.jf_mean, "j": g.j_mean, "f": g.f_mean, "objects": len(result.objects)}
+    per_object = {o.name: (o.j.mean + o.f.mean) / 2 for o in result.objects}
+    return {"jf": g.jf_mean, "j": g.j_mean, "f": g.f_mean, "object_jf": per_object}
+
+
+def paired_differences(rows: dict[str, dict], baseline: str) -> list[str]:
+    """Markdown lines: each run's per-object J&F minus the baseline's, as mean ± standard error.
+
+    Global J&F of two runs can agree by luck while their objects differ a lot; the paired
+    standard error says how large a gap noise makes. Also counts objects better / worse by
+    more than 0.01.
+    """
+    if baseline not in rows:
+        return []
+    base = rows[baseline]["object_jf"]
+    lines = [
+        "",
+        f"Per-object J&F minus {baseline}'s (mean ± standard error over the same objects):",
+        "",
+        "| run | difference | better / worse by > 0.01 |",
+        "|---|---|---|",
+    ]
+    for name, r in rows.items():
+        if name == baseline:
+            continue
+        d = np.array([r["object_jf"][k] - base[k] for k in base])
+        se = d.std(ddof=1) / np.sqrt(len(d))
+        lines.append(
+            f"| {name} | {d.mean():+.3f} ± {se:.3f} | {(d > 0.01).sum()} / {(d < -0.01).sum()} |"
+        )
+    return lines
 
 
 def write_results(results: Path, rows: dict[str, dict]) -> None:
@@ -119,6 +152,7 @@ def write_results(results: Path, rows: dict[str, dict]) -> None:
             f"| {name} | {r['jf']:.3f} | {r['j']:.3f} | {r['f']:.3f} | {r['steps']} | "
             f"{r['seed']} | {r['train_minutes']} |"
         )
+    lines += paired_differences(rows, BASELINE)
     (results / "table.md").write_text("\n".join(lines) + "\n")
     import matplotlib
 
