@@ -31,7 +31,7 @@ import sys
 import time
 from pathlib import Path
 
-from reproduce_distillation import ROOT, Paths, render_data, score
+from reproduce_distillation import ROOT, Paths, render_data, run_overrides, score
 
 from mobilevos.checkpoint import read_checkpoint
 from mobilevos.train import Trainer
@@ -60,16 +60,12 @@ def run_variant(args: argparse.Namespace, variant: str, seed: int) -> None:
     run_dir = args.runs / run_name(variant, seed)
     overrides = [
         *overrides,
+        *run_overrides(recipe, paths.data, run_dir, args.teacher),
         f"seed={seed}",
-        f"out_dir={run_dir}",
-        f"data.sources=[{{kind: synth, root: {paths.data}}}]",
-        f"val.root={paths.data}",
         f"steps={args.steps}",
         f"device={args.device}",
         f"num_workers={args.workers}",
     ]
-    if recipe == "student-distill.yaml":
-        overrides.append(f"teacher.checkpoint={args.teacher}")
     config = load_train_config(ROOT / "configs" / "repro" / recipe, overrides)
     final = run_dir / "final.ckpt"
     if not final.is_file():

@@ -59,16 +59,23 @@ class Paths:
         self.results = ROOT / self.runs / "results" if smoke else ROOT / "results" / "distillation"
 
     def overrides(self, name: str) -> list[str]:
-        out = [
-            f"out_dir={self.runs / name}",
-            f"data.sources=[{{kind: synth, root: {self.data}}}]",
-            f"val.root={self.data}",
-        ]
-        if name.startswith("student-distill"):
-            out.append(f"teacher.checkpoint={self.runs / 'teacher' / 'final.ckpt'}")
+        teacher = self.runs / "teacher" / "final.ckpt"
+        out = run_overrides(RUNS[name][0], self.data, self.runs / name, teacher)
         if self.smoke:
             out += ["steps=4", "checkpoint_every=2", "batch_size=2", "data.crop=96"]
         return out
+
+
+def run_overrides(recipe: str, data: Path, out_dir: Path, teacher: Path) -> list[str]:
+    """Overrides that point a ``configs/repro/`` recipe at its data, run folder and teacher."""
+    out = [
+        f"out_dir={out_dir}",
+        f"data.sources=[{{kind: synth, root: {data}}}]",
+        f"val.root={data}",
+    ]
+    if recipe == "student-distill.yaml":
+        out.append(f"teacher.checkpoint={teacher}")
+    return out
 
 
 def render_data(paths: Paths, videos: int, workers: int = 2) -> None:
@@ -161,8 +168,8 @@ def write_results(results: Path, rows: dict[str, dict]) -> None:
 
     names = list(rows)[::-1]  # first run on top
     scores = [rows[n]["jf"] for n in names]
-    kind = {"teacher": "#dd8452", "distill": "#4c72b0", "seg": "#8c8c8c"}
-    colours = [kind[n if n == "teacher" else n.split("-")[1]] for n in names]
+    kind = {"teacher.yaml": "#dd8452", "student-distill.yaml": "#4c72b0"}
+    colours = [kind.get(rows[n]["recipe"], "#8c8c8c") for n in names]
     fig, ax = plt.subplots(figsize=(8, 0.4 * len(names) + 1.2))
     bars = ax.barh([f"{n}, {rows[n]['steps']} steps" for n in names], scores, color=colours)
     ax.bar_label(bars, fmt="%.3f", padding=2)
