@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import zipfile
 from pathlib import Path
 
@@ -14,6 +11,7 @@ import pytest
 import torch
 
 from dataset_factory import box_labels, make_davis, make_ytvos, random_frames
+from launch import torchrun
 from mobilevos.checkpoint import save_checkpoint
 from mobilevos.cli import main
 from mobilevos.config import get_preset
@@ -140,26 +138,7 @@ def test_torchrun_sharded_eval_equals_one_process(tmp_path, checkpoint):
         "--workers",
         "1",
     ]
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node",
-        "2",
-        "-m",
-        "mobilevos.cli",
-        *args,
-        "--out",
-        str(tmp_path / "sharded"),
-    ]
-    subprocess.run(
-        command,
-        check=True,
-        capture_output=True,
-        timeout=300,
-        env={**os.environ, "OMP_NUM_THREADS": "1"},
-    )
+    torchrun("-m", "mobilevos.cli", *args, "--out", str(tmp_path / "sharded"))
     assert main([*args, "--out", str(tmp_path / "single")]) == 0
     for name in seqs:
         for png in sorted((tmp_path / "single" / name).iterdir()):

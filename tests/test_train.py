@@ -1,9 +1,6 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -12,6 +9,7 @@ import pytest
 import torch
 
 from dataset_factory import TINY_RECIPE, recipe
+from launch import torchrun
 from mobilevos.checkpoint import load_model, save_checkpoint
 from mobilevos.config import get_preset
 from mobilevos.errors import ConfigError
@@ -144,16 +142,21 @@ def test_student_checkpoint_of_another_preset_is_refused_as_init(tmp_path):
 
 DDP_SCRIPT = """
 import sys, torch
-from mobilevos.distributed import init_distributed
+from mobilevos.distributed import init_distributed, shutdown_distributed
 from mobilevos.train import Trainer
 from mobilevos.train_config import load_train_config
 
 config = load_train_config(sys.argv[1], sys.argv[3:])
 context = init_distributed(torch.device("cpu"))
-trainer = Trainer(config, context=context)
-trainer.train_step(next(trainer.batches()))
-if context.rank == 0:
-    torch.save({k: p.grad for k, p in trainer.model.named_parameters()}, sys.argv[2])
+try:
+    trainer = Trainer(config, context=context)
+    trainer.train_step(next(trainer.batches()))
+    if context.rank == 0:
+        torch.save({k: p.grad for k, p in trainer.model.named_parameters()}, sys.argv[2])
+    # No rank may leave while the other still talks to it.
+    context.barrier()
+finally:
+    shutdown_distributed()
 """
 
 
@@ -169,20 +172,7 @@ def test_two_process_gloo_ddp_matches_one_process_on_the_concatenated_batch(tmp_
     ]
     script = tmp_path / "ddp_step.py"
     script.write_text(textwrap.dedent(DDP_SCRIPT))
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node",
-        "2",
-        str(script),
-        str(recipe(tmp_path)),
-        str(tmp_path / "ddp.pt"),
-        *overrides,
-    ]
-    subprocess.run(command, check=True, env=env, capture_output=True, timeout=300)
+    torchrun(str(script), str(recipe(tmp_path)), str(tmp_path / "ddp.pt"), *overrides)
     ddp = torch.load(tmp_path / "ddp.pt", weights_only=True)
     trainer = Trainer(load_train_config(recipe(tmp_path), overrides))
     trainer.train_step(next(trainer.batches()))
