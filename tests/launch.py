@@ -10,8 +10,8 @@ import sys
 def torchrun(*args: str, timeout: float = 300) -> None:
     """``torchrun --standalone --nproc_per_node 2 ARGS``; on failure, fail with the workers' output.
 
-    The output is captured so that a passing run stays quiet, and quoted whole in the failure
-    message: a launcher error is otherwise invisible in CI.
+    The output is captured so that a passing run stays quiet; its tail goes into the failure
+    message, or a worker's error would be invisible in CI.
     """
     command = [
         sys.executable,
