@@ -10,7 +10,7 @@ import torch
 
 from dataset_factory import TINY_RECIPE, recipe
 from launch import torchrun
-from mobilevos.checkpoint import load_model, save_checkpoint
+from mobilevos.checkpoint import load_model, read_checkpoint, save_checkpoint
 from mobilevos.config import get_preset
 from mobilevos.errors import ConfigError
 from mobilevos.model.network import build_model
@@ -56,10 +56,12 @@ def test_repeated_steps_on_one_batch_lower_the_loss(tmp_path):
     assert last < 0.7 * first
 
 
-def test_resumed_run_reproduces_the_uninterrupted_loss_curve(tmp_path):
-    base = load_train_config(recipe(tmp_path), [f"out_dir={tmp_path}/straight"])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_resumed_run_reproduces_the_uninterrupted_loss_curve(tmp_path, channels_last):
+    layout = f"channels_last={str(channels_last).lower()}"
+    base = load_train_config(recipe(tmp_path), [f"out_dir={tmp_path}/straight", layout])
     Trainer(base).run()
-    interrupted = load_train_config(recipe(tmp_path), [f"out_dir={tmp_path}/resumed"])
+    interrupted = load_train_config(recipe(tmp_path), [f"out_dir={tmp_path}/resumed", layout])
     assert Trainer(interrupted).run(stop_at=3) is None  # state saved at step 2, step 3 logged
     final = Trainer(interrupted, resume=True).run()
     straight, resumed = losses(tmp_path / "straight"), losses(tmp_path / "resumed")
@@ -68,6 +70,41 @@ def test_resumed_run_reproduces_the_uninterrupted_loss_curve(tmp_path):
     a, b = load_model(tmp_path / "straight" / "final.ckpt"), load_model(final)
     for (key, x), y in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
         assert torch.equal(x, y), key
+
+
+def test_channels_last_training_follows_the_contiguous_loss_curve(tmp_path):
+    """The layout changes the convolution kernels, not the maths: same losses up to rounding."""
+    torch.manual_seed(1)
+    save_checkpoint(build_model(get_preset("mobilevos-tiny")), tmp_path / "teacher.ckpt")
+    common = [
+        f"teacher.checkpoint={tmp_path}/teacher.ckpt",
+        "loss.omega=0.5",
+        "loss.logit_weight=1.0",
+        "steps=4",
+    ]
+    runs = {}
+    for layout in ("false", "true"):
+        config = load_train_config(
+            recipe(tmp_path), [*common, f"out_dir={tmp_path}/{layout}", f"channels_last={layout}"]
+        )
+        trainer = Trainer(config)
+        wanted = torch.channels_last if layout == "true" else torch.contiguous_format
+        for module in (trainer.model, trainer.teacher):
+            kernels = [p for p in module.parameters() if p.dim() == 4]
+            assert all(p.is_contiguous(memory_format=wanted) for p in kernels)
+        trainer.run()
+        runs[layout] = (losses(tmp_path / layout), trainer.model)
+    (contiguous, model_a), (channels_last, model_b) = runs["false"], runs["true"]
+    assert [r["step"] for r in channels_last] == [r["step"] for r in contiguous]
+    for a, b in zip(contiguous, channels_last, strict=True):
+        for name in ("seg", "repr", "logit", "total"):
+            assert b[name] == pytest.approx(a[name], rel=1e-4, abs=1e-6), (a["step"], name)
+    for (key, x), y in zip(
+        model_a.state_dict().items(), model_b.state_dict().values(), strict=True
+    ):
+        torch.testing.assert_close(y, x, rtol=1e-4, atol=1e-5, msg=key)
+    saved = read_checkpoint(tmp_path / "true" / "final.ckpt").state_dict
+    assert all(v.is_contiguous() for v in saved.values())
 
 
 def test_trained_checkpoint_loads_for_inference(tmp_path):

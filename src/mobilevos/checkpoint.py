@@ -36,7 +36,8 @@ class Checkpoint(NamedTuple):
 
 def save_checkpoint(model: MobileVOS, path: str | Path, meta: dict[str, Any] | None = None) -> None:
     """Write ``model`` (config + weights + ``meta``) to ``path`` atomically."""
-    state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
+    # Contiguous, whatever layout the weights trained in (see TrainConfig.channels_last).
+    state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     payload = {
         "format_version": FORMAT_VERSION,
         "config": model.config.to_dict(),

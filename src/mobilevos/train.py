@@ -255,7 +255,10 @@ class Trainer:
             )
         self.per_rank = config.batch_size // (world * config.grad_accum)
         torch.manual_seed(config.seed)
-        self.model = self._build_student().to(self.device).eval()
+        self.memory_format = (
+            torch.channels_last if config.channels_last else torch.contiguous_format
+        )
+        self.model = self._build_student().to(self.device, memory_format=self.memory_format).eval()
         self.model.activation_checkpointing = config.activation_checkpointing
         self.teacher, self.teacher_memory = self._build_teacher()
         params = [p for p in self.model.parameters() if p.requires_grad]
@@ -293,7 +296,8 @@ class Trainer:
         teacher_config = self.config.teacher
         if teacher_config is None or not teacher_config.checkpoint:
             return None, None
-        teacher = load_model(teacher_config.checkpoint).to(self.device).eval()
+        teacher = load_model(teacher_config.checkpoint)
+        teacher = teacher.to(self.device, memory_format=self.memory_format).eval()
         teacher.requires_grad_(False)
         memory = teacher_config.memory or MemoryConfig(
             pinned=1, recent=max(self.config.data.clip_length - 1, 1), write_every=1

@@ -111,7 +111,9 @@ class TrainConfig:
     trunks from a torchvision ImageNet file. ``init`` starts from a checkpoint of the same
     architecture instead (an earlier stage). ``memory`` overrides the student's memory policy in
     the training unroll (e.g. a teacher, whose inference memory writes every 5th frame, trains
-    on short clips with every frame written); None keeps the model's own.
+    on short clips with every frame written); None keeps the model's own. ``channels_last``
+    stores the student's and teacher's convolution weights channels-last (about 1.4x faster
+    steps on a CPU; the README gives the measurement).
     """
 
     model: str = "mobilevos-mbv2-lite"
@@ -131,6 +133,7 @@ class TrainConfig:
     device: str = "cpu"
     amp: str = "none"
     activation_checkpointing: bool = False
+    channels_last: bool = False
     checkpoint_every: int = 200
     log_every: int = 10
     out_dir: str = "runs/default"
