@@ -112,8 +112,8 @@ class TrainConfig:
     architecture instead (an earlier stage). ``memory`` overrides the student's memory policy in
     the training unroll (e.g. a teacher, whose inference memory writes every 5th frame, trains
     on short clips with every frame written); None keeps the model's own. ``channels_last``
-    stores the student's and teacher's convolution weights channels-last (about 1.4x faster
-    steps on a CPU; the README gives the measurement).
+    stores the student's and teacher's convolution weights channels-last (1.4-1.5x faster
+    steps on a CPU: ``scripts/bench_channels_last.py``).
     """
 
     model: str = "mobilevos-mbv2-lite"
