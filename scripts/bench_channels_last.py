@@ -18,6 +18,8 @@ import statistics
 import tempfile
 from pathlib import Path
 
+from reproduce_distillation import ROOT, run_overrides
+
 from mobilevos.checkpoint import save_checkpoint
 from mobilevos.config import get_preset
 from mobilevos.data.synth import SynthConfig, write_davis_dataset
@@ -25,8 +27,7 @@ from mobilevos.model.network import build_model
 from mobilevos.train import Trainer
 from mobilevos.train_config import load_train_config
 
-ROOT = Path(__file__).resolve().parents[1]
-RECIPES = ("student-seg", "student-distill")
+RECIPES = ("student-seg.yaml", "student-distill.yaml")
 
 
 def seconds_per_step(run_dir: Path, batch_size: int, warmup: int) -> float:
@@ -54,21 +55,15 @@ def main() -> None:
         for repeat in range(args.repeats):
             for recipe in RECIPES:
                 for channels_last in (False, True):
-                    run_dir = Path(tmp) / f"{recipe}-{channels_last}-{repeat}"
+                    run_dir = Path(tmp) / f"{Path(recipe).stem}-{channels_last}-{repeat}"
                     overrides = [
-                        f"out_dir={run_dir}",
-                        f"data.sources=[{{kind: synth, root: {data}}}]",
-                        f"val.root={data}",
+                        *run_overrides(recipe, data, run_dir, teacher),
                         f"steps={args.steps}",
                         f"checkpoint_every={args.steps}",
                         f"device={args.device}",
                         f"channels_last={str(channels_last).lower()}",
                     ]
-                    if recipe == "student-distill":
-                        overrides.append(f"teacher.checkpoint={teacher}")
-                    config = load_train_config(
-                        ROOT / "configs" / "repro" / f"{recipe}.yaml", overrides
-                    )
+                    config = load_train_config(ROOT / "configs" / "repro" / recipe, overrides)
                     Trainer(config).run()
                     step = seconds_per_step(run_dir, config.batch_size, config.log_every)
                     times.setdefault((recipe, channels_last), []).append(step)
@@ -77,7 +72,7 @@ def main() -> None:
     for recipe in RECIPES:
         default = statistics.fmean(times[recipe, False])
         last = statistics.fmean(times[recipe, True])
-        print(f"{recipe:<16} {default:>8.3f} {last:>14.3f} {default / last:>8.2f}x")
+        print(f"{Path(recipe).stem:<16} {default:>8.3f} {last:>14.3f} {default / last:>8.2f}x")
 
 
 if __name__ == "__main__":
