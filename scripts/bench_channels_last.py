@@ -25,7 +25,7 @@ from mobilevos.config import get_preset
 from mobilevos.data.synth import SynthConfig, write_davis_dataset
 from mobilevos.model.network import build_model
 from mobilevos.train import Trainer
-from mobilevos.train_config import load_train_config
+from mobilevos.train.config import load_train_config
 
 RECIPES = ("student-seg.yaml", "student-distill.yaml")
 

@@ -39,8 +39,7 @@ from scipy import ndimage  # noqa: E402
 
 from dataset_factory import make_davis, random_frames, write_predictions  # noqa: E402
 from mobilevos.errors import DatasetError  # noqa: E402
-from mobilevos.report import format_davis_table, write_davis_csvs  # noqa: E402
-from mobilevos.scoring import score_davis  # noqa: E402
+from mobilevos.scoring import format_davis_table, score_davis, write_davis_csvs  # noqa: E402
 
 SIZES = [(480, 854), (480, 854), (481, 853), (250, 377), (97, 131), (360, 641)]
 VARIANTS = ("perfect", "noisy", "missing", "swapped", "empty", "extra")

@@ -35,7 +35,7 @@ from reproduce_distillation import ROOT, Paths, render_data, run_overrides, scor
 
 from mobilevos.checkpoint import read_checkpoint
 from mobilevos.train import Trainer
-from mobilevos.train_config import load_train_config
+from mobilevos.train.config import load_train_config
 
 VARIANTS = {
     # name: (recipe in configs/repro/, overrides)

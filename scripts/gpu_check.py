@@ -34,7 +34,7 @@ from mobilevos.info import measure_latency
 from mobilevos.model.network import build_model
 from mobilevos.predictor import VOSPredictor
 from mobilevos.train import Trainer
-from mobilevos.train_config import load_train_config
+from mobilevos.train.config import load_train_config
 
 ROOT = Path(__file__).resolve().parents[1]
 STUDENTS = ["mobilevos-mbv2-lite", "mobilevos-mbv2", "mobilevos-r18"]

@@ -30,7 +30,7 @@ from mobilevos.checkpoint import load_model, read_checkpoint
 from mobilevos.data.synth import SynthConfig, write_davis_dataset
 from mobilevos.evaluate import run_eval
 from mobilevos.train import Trainer
-from mobilevos.train_config import load_train_config
+from mobilevos.train.config import load_train_config
 
 ROOT = Path(__file__).resolve().parents[1]
 BASELINE = "student-seg-seed0"  # per-object differences are taken from this run

@@ -17,7 +17,7 @@ from mobilevos.checkpoint import load_model
 from mobilevos.data.synth import SynthConfig, render_video
 from mobilevos.predictor import VOSPredictor
 from mobilevos.train import Trainer
-from mobilevos.train_config import load_train_config
+from mobilevos.train.config import load_train_config
 
 HAS_CUDA = torch.cuda.is_available()
 HAS_MPS = torch.backends.mps.is_available()

@@ -22,16 +22,18 @@ from dataset_factory import (
 )
 from mobilevos.errors import ConfigError, DatasetError
 from mobilevos.io import blend_labels
-from mobilevos.report import format_davis_table, format_table, write_report
 from mobilevos.scoring import (
     DAVIS_GLOBAL_COLUMNS,
     DAVIS_SEQUENCE_COLUMNS,
     add_score_arguments,
+    format_davis_table,
+    format_table,
     score_command,
     score_davis,
+    score_ytvos,
     write_davis_csvs,
+    write_report,
 )
-from mobilevos.scoring_ytvos import score_ytvos
 
 T, H, W = 6, 30, 40
 BOX_1 = (10, 10, 8, 8)

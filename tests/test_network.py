@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from mobilevos.config import PAPER_PARAMETERS, ModelConfig, get_preset
+from mobilevos.engine import ClipModel
 from mobilevos.info import count_parameters
 from mobilevos.model.decoder import aggregate
 from mobilevos.model.network import MobileVOS
@@ -38,10 +39,10 @@ def test_verbs_have_documented_shapes(tiny_model):
     masks = torch.rand(2, 3, 64, 96)
     value = tiny_model.encode_value(image, query, masks)
     assert value.shape == (2, 3, 32, 4, 6)
-    memory = tiny_model.new_memory()
-    memory.add_objects(3)
-    memory.write(0, query.key, value, pinned=True)
-    seg = tiny_model.decode(query, tiny_model.read(query, memory))
+    keys, values = query.key[:, :, None], value[:, :, :, None]  # one memory slot
+    readout = tiny_model.read(query, keys, values, torch.ones(2, 3, 1, dtype=torch.bool))
+    assert readout.shape == (2, 3, 32, 4, 6)
+    seg = tiny_model.decode(query, readout)
     assert seg.logits.shape == (2, 4, 64, 96)
     assert seg.hidden.shape == (2, 3, 16, 16, 24)
     torch.testing.assert_close(seg.probabilities.sum(dim=1), torch.ones(2, 64, 96))
@@ -67,7 +68,7 @@ def test_training_forward_backpropagates_through_memory(tiny_model):
     frames = torch.randn(2, 3, 3, 32, 48)
     masks = torch.zeros(2, 2, 32, 48)
     masks[:, 0, 4:16, 4:20] = 1
-    out = model(frames, masks, torch.tensor([[True, True], [True, False]]))
+    out = ClipModel(model)(frames, masks, torch.tensor([[True, True], [True, False]]))
     assert out.logits.shape == (2, 2, 3, 32, 48)
     out.logits[:, -1].logsumexp(dim=1).mean().backward()
     grads = [p.grad for p in model.value_encoder.parameters()]

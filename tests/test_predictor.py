@@ -1,10 +1,13 @@
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
 
 from mobilevos.config import MemoryConfig
+from mobilevos.engine import TorchEngine, unroll_clip
 from mobilevos.errors import ConfigError, InputError
 from mobilevos.model.network import normalize_image
 from mobilevos.predictor import FrameGeometry, VOSPredictor
@@ -14,22 +17,40 @@ def random_frames(t: int, h: int, w: int, seed: int = 0) -> np.ndarray:
     return np.random.default_rng(seed).integers(0, 256, size=(t, h, w, 3), dtype=np.uint8)
 
 
-def test_training_forward_equals_streaming_step(tiny_model, two_object_mask):
-    """The repo's key invariant: model.forward over a clip == frame-by-frame step() in eval."""
-    frames = random_frames(5, 64, 96)
-    clip = torch.from_numpy(frames).permute(0, 3, 1, 2).float()[None] / 255
-    masks = torch.stack([torch.from_numpy(two_object_mask == i) for i in (3, 7)]).float()[None]
-    with torch.no_grad():
-        out = tiny_model(normalize_image(clip), masks)
-    predictor = VOSPredictor(tiny_model, size=64)
+@pytest.mark.parametrize(
+    ("shape", "size", "memory", "padding"),
+    [
+        ((64, 96), 64, None, 0),  # the plain case
+        ((37, 53), 40, None, 0),  # resize + pad to the stride, back to the input size
+        ((64, 96), 64, MemoryConfig(pinned=1, recent=2, write_every=2), 0),  # a sparse ring
+        ((64, 96), 64, None, 2),  # padded object slots in the training batch
+    ],
+)
+def test_training_unroll_equals_streaming_step(tiny_model, shape, size, memory, padding):
+    """The repo's key invariant: the training unroll of a clip == frame-by-frame step()."""
+    h, w = shape
+    frames = random_frames(6, h, w)
+    labels = np.zeros(shape, dtype=np.uint8)
+    labels[h // 8 : h // 2, w // 8 : w // 2] = 3
+    labels[h // 2 + 2 :, w // 2 :] = 7
+    predictor = VOSPredictor(tiny_model, size=size, memory=memory)
     streamed = []
     for t, frame in enumerate(frames):
-        predictor.step(frame, mask=two_object_mask if t == 0 else None)
+        predictor.step(frame, mask=labels if t == 0 else None)
         if t:
             streamed.append(predictor.probabilities)
-    torch.testing.assert_close(
-        torch.stack(streamed), torch.softmax(out.logits[0], dim=1), atol=1e-5, rtol=1e-4
-    )
+
+    geometry = FrameGeometry.for_frame(h, w, size)
+    clip = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255
+    clip = normalize_image(geometry.to_network(clip, "bilinear"))[None]
+    onehot = torch.stack([torch.from_numpy(labels == i) for i in (3, 7)]).float()[None]
+    masks = geometry.to_network(onehot, "area")
+    masks = torch.cat([masks, masks.new_zeros(1, padding, *masks.shape[-2:])], dim=1)
+    present = torch.tensor([[True, True] + [False] * padding])
+    with torch.no_grad():
+        out = unroll_clip(TorchEngine(tiny_model), clip, masks, present, memory)
+    prob = torch.softmax(out.logits[0], dim=1)[:, :3]
+    torch.testing.assert_close(torch.stack(streamed), geometry.to_input(prob), atol=1e-5, rtol=1e-4)
 
 
 def test_uint8_and_float_frames_give_the_same_result(tiny_model, two_object_mask):
@@ -147,3 +168,20 @@ def test_unavailable_device_is_a_config_error(tiny_model):
             VOSPredictor(tiny_model, device="cuda")
     with pytest.raises(ConfigError):
         VOSPredictor(tiny_model, device="tpu")
+
+
+def test_channels_last_engine_matches_contiguous(two_object_mask):
+    from mobilevos.config import get_preset
+    from mobilevos.model.network import build_model
+
+    torch.manual_seed(0)
+    model = build_model(get_preset("mobilevos-tiny"))
+    plain = VOSPredictor(copy.deepcopy(model), size=64, channels_last=False)
+    fast = VOSPredictor(copy.deepcopy(model), size=64, channels_last=True)
+    weight = fast.engine.model.query_encoder.key_proj.weight
+    assert weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
+    for t, frame in enumerate(random_frames(4, 64, 96)):
+        mask = two_object_mask if t == 0 else None
+        a, b = plain.step(frame, mask=mask), fast.step(frame, mask=mask)
+        torch.testing.assert_close(plain.probabilities, fast.probabilities, atol=1e-5, rtol=1e-4)
+        assert (a == b).mean() > 0.99  # argmax may flip where two classes (nearly) tie

@@ -16,7 +16,7 @@ from mobilevos.errors import ConfigError
 from mobilevos.model.network import build_model
 from mobilevos.predictor import VOSPredictor
 from mobilevos.train import Trainer, compute_losses
-from mobilevos.train_config import load_train_config
+from mobilevos.train.config import load_train_config
 
 
 def losses(run_dir: Path) -> list[dict]:
@@ -138,7 +138,13 @@ def test_distillation_uses_the_frozen_teacher(tmp_path):
     group = next(trainer.batches())
     generator = torch.Generator().manual_seed(0)
     terms = compute_losses(
-        trainer.model, trainer.teacher, group[0], config.loss, 0, generator, trainer.teacher_memory
+        trainer.wrapped,
+        trainer.teacher,
+        group[0],
+        config.loss,
+        0,
+        generator,
+        trainer.teacher_memory,
     )
     assert set(terms) == {"seg", "repr", "logit", "total"}
     expected = terms["seg"] + config.loss.repr_weight * terms["repr"] + terms["logit"]
@@ -181,7 +187,7 @@ DDP_SCRIPT = """
 import sys, torch
 from mobilevos.distributed import init_distributed, shutdown_distributed
 from mobilevos.train import Trainer
-from mobilevos.train_config import load_train_config
+from mobilevos.train.config import load_train_config
 
 config = load_train_config(sys.argv[1], sys.argv[3:])
 context = init_distributed(torch.device("cpu"))

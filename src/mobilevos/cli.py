@@ -56,8 +56,9 @@ def _load_model_from_args(args: argparse.Namespace):
 
 
 def _segment(args: argparse.Namespace) -> int:
+    from mobilevos.device import resolve_device
     from mobilevos.io import open_frames, open_masks
-    from mobilevos.predictor import VOSPredictor, resolve_device
+    from mobilevos.predictor import VOSPredictor
     from mobilevos.segment import check_paths, segment_video
 
     # Check the cheap things (paths, device) before loading a model.
@@ -170,7 +171,7 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
 
 def _train(args: argparse.Namespace) -> int:
     from mobilevos.train import train
-    from mobilevos.train_config import load_train_config
+    from mobilevos.train.config import load_train_config
 
     config = load_train_config(args.config, args.overrides)
     final = train(config, resume=args.resume)

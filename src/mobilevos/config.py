@@ -46,6 +46,12 @@ class MemoryConfig:
     def capacity(self) -> int:
         return self.pinned + self.recent
 
+    @classmethod
+    def whole_clip(cls, clip_length: int) -> MemoryConfig:
+        """A memory that keeps every frame of a training clip: a distilling teacher's, so that
+        it sees the frames the student's two slots have forgotten."""
+        return cls(pinned=1, recent=max(clip_length - 1, 1), write_every=1)
+
 
 @dataclass(frozen=True)
 class ModelConfig:

@@ -26,11 +26,12 @@ from tqdm import tqdm
 from mobilevos.config import MemoryConfig
 from mobilevos.data.davis import DavisDataset
 from mobilevos.data.ytvos import YouTubeVOSDataset
+from mobilevos.device import resolve_device
 from mobilevos.distributed import DistributedContext, init_distributed, shutdown_distributed
 from mobilevos.errors import ConfigError
 from mobilevos.io import atomic_dir, atomic_path, write_palette_png
 from mobilevos.model.network import MobileVOS
-from mobilevos.predictor import VOSPredictor, resolve_device
+from mobilevos.predictor import VOSPredictor
 
 log = logging.getLogger(__name__)
 
@@ -160,7 +161,7 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
 
 def eval_command(args: argparse.Namespace, model: MobileVOS) -> int:
     """``mobilevos eval`` after the CLI has loaded the model."""
-    from mobilevos.report import format_davis_table, write_davis_csvs, write_report
+    from mobilevos.scoring import format_davis_table, write_davis_csvs, write_report
 
     split = args.split or ("val" if args.dataset.startswith("davis") else "valid")
     subset = None if args.sequences is None else [s for s in args.sequences.split(",") if s]

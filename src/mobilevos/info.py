@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import statistics
 import time
 from pathlib import Path
 
@@ -10,6 +11,9 @@ import torch
 
 from mobilevos.checkpoint import read_checkpoint
 from mobilevos.config import PAPER_PARAMETERS, available_presets, get_preset
+from mobilevos.device import resolve_device, synchronize
+from mobilevos.engine import TorchEngine
+from mobilevos.memory import MemoryBank
 from mobilevos.model.network import MobileVOS, build_model
 
 
@@ -86,45 +90,38 @@ def measure_latency(
     """Median seconds per frame of streaming inference at ``size`` x ``size*aspect``.
 
     Returns (segment seconds, memory-write seconds): the first is query encode + read + decode,
-    the second the value encode of a frame written to memory.
+    the second the value encode of a frame written to memory. ``mobilevos bench`` measures the
+    whole predictor, stage by stage; this is the quick look.
     """
-    from mobilevos.predictor import resolve_device
-
     dev = resolve_device(device)
     model = build_model(get_preset(name), pretrained=False).eval().to(dev)
+    engine = TorchEngine(model, channels_last=dev.type == "cpu")
     height, width = size, int(round(size * aspect / 16) * 16)
     image = torch.randn(1, 3, height, width, device=dev)
     mask = torch.zeros(1, 1, height, width, device=dev)
     mask[..., height // 4 : height // 2, width // 4 : width // 2] = 1
-    memory = model.new_memory()
-    memory.add_objects(1)
-    query = model.encode_query(image)
-    memory.write(0, query.key, model.encode_value(image, query, mask), pinned=True)
+    bank = MemoryBank(model.config.memory)
+    bank.add_objects(1)
+    query = engine.encode_query(image)
+    bank.write(bank.slot_for(0, True), 0, query.key, engine.encode_value(image, query, mask))
     seg_times, write_times = [], []
     for t in range(1, frames + 2):
-        _sync(dev)
+        synchronize(dev)
         start = time.perf_counter()
-        query = model.encode_query(image)
-        seg = model.decode(query, model.read(query, memory))
-        _sync(dev)
+        query = engine.encode_query(image)
+        valid = bank.batch_valid(1, dev)
+        seg = engine.segment(query, bank.keys, bank.values, valid)
+        synchronize(dev)
         middle = time.perf_counter()
-        memory.write(
-            t, query.key, model.encode_value(image, query, seg.probabilities[:, 1:]), False
-        )
-        _sync(dev)
+        slot = bank.slot_for(t, annotated=False)
+        if slot is not None:
+            value = engine.encode_value(image, query, seg.probabilities[:, 1:])
+            bank.write(slot, t, query.key, value)
+        synchronize(dev)
         if t > 1:  # the first frame warms up allocators
             seg_times.append(middle - start)
             write_times.append(time.perf_counter() - middle)
-    return _median(seg_times), _median(write_times)
-
-
-def _median(values: list[float]) -> float:
-    return sorted(values)[len(values) // 2]
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
+    return statistics.median(seg_times), statistics.median(write_times)
 
 
 def latency_table(

@@ -1,4 +1,4 @@
-"""The finite memory bank: fixed-capacity key/value tensors with pinned slots and a ring.
+"""The finite memory bank: fixed-capacity key/value storage and the policy that fills it.
 
 Layout: slots ``[0, pinned)`` hold annotated frames (frames where the user gave a mask), slots
 ``[pinned, pinned + recent)`` are a ring of the most recent written frames. A ``valid`` mask per
@@ -6,9 +6,11 @@ object and slot says which slots hold a frame *for that object* (an object added
 no value in the frames written before it). The readout gives invalid slots zero weight, so tensor
 shapes stay the same from the second frame to the hundred-thousandth.
 
-The write policy (which frames enter the ring) comes from :class:`~mobilevos.config.MemoryConfig`;
-this module is the only place that knows it. The students' "first + latest" memory and the
-teacher's "every 5th frame, long ring" memory are the same code with other settings.
+The write policy comes from :class:`~mobilevos.config.MemoryConfig` and is decided here only, by
+:meth:`MemoryBank.slot_for`: training unrolls, the streaming predictor, every inference engine
+and the benchmarks ask it whether (and where) a frame is written. The students' "first + latest"
+memory and the teacher's "every 5th frame, long ring" memory are the same code with other
+settings. The bank only stores; reading it is the engine's job (:mod:`mobilevos.model.readout`).
 
 Writes are in place during inference and out of place when autograd is recording (training
 unrolls backpropagate through values read from the bank, and an in-place overwrite would
@@ -21,7 +23,6 @@ import torch
 from torch import Tensor
 
 from mobilevos.config import MemoryConfig
-from mobilevos.model.readout import memory_read
 
 
 class MemoryBank:
@@ -49,6 +50,10 @@ class MemoryBank:
         return self.valid.shape[0]
 
     @property
+    def capacity(self) -> int:
+        return self.config.capacity
+
+    @property
     def is_empty(self) -> bool:
         return bool((self.frame_index < 0).all())
 
@@ -58,11 +63,57 @@ class MemoryBank:
         tensors = (self.keys, self.values, self.valid, self.frame_index)
         return sum(t.numel() * t.element_size() for t in tensors if t is not None)
 
-    def wants(self, frame_index: int) -> bool:
-        """Whether an unannotated frame should be written (the ring's write schedule)."""
-        if self.config.recent == 0 or self._last_write < 0:
-            return False
-        return frame_index - self._last_write >= self.config.write_every
+    def slot_for(self, frame_index: int, annotated: bool) -> int | None:
+        """The slot this frame goes to, or None if the policy does not write it.
+
+        Annotated frames take the pinned slots in turn (the oldest pinned frame is replaced
+        when they are full). Other frames enter the ring, oldest slot first, when at least
+        ``write_every`` frames have passed since the last write; with ``recent == 0``, never.
+        """
+        if annotated:
+            return self._pinned_writes % self.config.pinned
+        due = self._last_write >= 0 and frame_index - self._last_write >= self.config.write_every
+        if self.config.recent == 0 or not due:
+            return None
+        return self.config.pinned + self._recent_writes % self.config.recent
+
+    def write(self, slot: int, frame_index: int, key: Tensor, values: Tensor) -> None:
+        """Store one frame's key and every object's value in ``slot``.
+
+        ``slot`` must be what :meth:`slot_for` answered for this frame (checked), so that the
+        caller can skip encoding values for frames the policy does not keep.
+
+        Shapes: key (B, Ck, h, w); values (B, K, Cv, h, w) with K == ``num_objects``.
+        """
+        annotated = slot < self.config.pinned
+        if slot != self.slot_for(frame_index, annotated):
+            raise ValueError(f"frame {frame_index} does not go to slot {slot} under {self.config}")
+        if values.shape[1] != self.num_objects:
+            raise ValueError(f"values for {values.shape[1]} objects, bank has {self.num_objects}")
+        if self.keys is None or self.values is None:
+            self._allocate(key, values)
+        assert self.keys is not None and self.values is not None
+        if torch.is_grad_enabled():
+            index = torch.tensor([slot], device=key.device)
+            self.keys = self.keys.index_copy(2, index, key.unsqueeze(2).to(self.keys.dtype))
+            self.values = self.values.index_copy(
+                3, index, values.unsqueeze(3).to(self.values.dtype)
+            )
+        else:
+            self.keys[:, :, slot] = key
+            self.values[:, :, :, slot] = values
+        self.valid[:, slot] = True
+        self.frame_index[slot] = frame_index
+        self._last_write = frame_index
+        if annotated:
+            self._pinned_writes += 1
+        else:
+            self._recent_writes += 1
+
+    def batch_valid(self, batch: int, device: torch.device | str) -> Tensor:
+        """A copy of ``valid`` (later writes must not change what autograd saved), expanded for
+        the readout. Shapes: returns (B, K, S) bool."""
+        return self.valid.to(device, copy=True)[None].expand(batch, -1, -1)
 
     def add_objects(self, count: int) -> None:
         """Append ``count`` objects with no valid slot (their values start at zero)."""
@@ -78,44 +129,11 @@ class MemoryBank:
 
     def remove_objects(self, indices: list[int]) -> None:
         """Forget the objects at these positions; the others keep their order."""
-        keep = torch.tensor([i for i in range(self.num_objects) if i not in set(indices)])
-        keep = keep.long()
+        drop = set(indices)
+        keep = torch.tensor([i for i in range(self.num_objects) if i not in drop], dtype=torch.long)
         self.valid = self.valid[keep]
         if self.values is not None:
             self.values = self.values.index_select(1, keep.to(self.values.device))
-
-    def write(self, frame_index: int, key: Tensor, values: Tensor, pinned: bool) -> None:
-        """Store one frame's key and every object's value.
-
-        Shapes: key (B, Ck, h, w); values (B, K, Cv, h, w) with K == ``num_objects``.
-        ``pinned`` frames go to the pinned slots (oldest pinned frame replaced when full);
-        other frames go to the ring. With ``recent == 0`` unpinned writes are dropped.
-        """
-        if values.shape[1] != self.num_objects:
-            raise ValueError(f"values for {values.shape[1]} objects, bank has {self.num_objects}")
-        if pinned:
-            slot = self._pinned_writes % self.config.pinned
-            self._pinned_writes += 1
-        elif self.config.recent > 0:
-            slot = self.config.pinned + self._recent_writes % self.config.recent
-            self._recent_writes += 1
-        else:
-            return
-        if self.keys is None or self.values is None:
-            self._allocate(key, values)
-        assert self.keys is not None and self.values is not None
-        index = torch.tensor([slot], device=key.device)
-        if torch.is_grad_enabled():
-            self.keys = self.keys.index_copy(2, index, key.unsqueeze(2).to(self.keys.dtype))
-            self.values = self.values.index_copy(
-                3, index, values.unsqueeze(3).to(self.values.dtype)
-            )
-        else:
-            self.keys[:, :, slot] = key
-            self.values[:, :, :, slot] = values
-        self.valid[:, slot] = True
-        self.frame_index[slot] = frame_index
-        self._last_write = frame_index
 
     def _allocate(self, key: Tensor, values: Tensor) -> None:
         b, ck, h, w = key.shape
@@ -123,28 +141,3 @@ class MemoryBank:
         s = self.config.capacity
         self.keys = key.new_zeros(b, ck, s, h, w)
         self.values = values.new_zeros(b, self.num_objects, cv, s, h, w)
-
-    def read(self, query_key: Tensor) -> Tensor:
-        """Read every object's memory for a query frame.
-
-        Objects that share a validity pattern (usually all of them) are read together; the
-        affinity differs only in which slots it may attend to.
-
-        Shapes: query_key (B, Ck, h, w); returns (B, K, Cv, h, w) float32.
-        """
-        if self.keys is None or self.values is None:
-            raise RuntimeError("memory is empty: write an annotated frame first")
-        b = query_key.shape[0]
-        device = query_key.device
-        patterns, group = torch.unique(self.valid, dim=0, return_inverse=True)
-        if len(patterns) == 1:
-            valid = patterns.to(device).expand(b, -1)
-            return memory_read(query_key, self.keys, self.values, valid)
-        out = query_key.new_zeros(b, self.num_objects, self.values.shape[2], *query_key.shape[-2:])
-        out = out.float()
-        for g, pattern in enumerate(patterns):
-            members = (group == g).nonzero().flatten().to(device)
-            valid = pattern.to(device)[None].expand(b, -1)
-            values = self.values.index_select(1, members)
-            out[:, members] = memory_read(query_key, self.keys, values, valid)
-        return out

@@ -4,16 +4,21 @@
     for t, frame in enumerate(frames):
         labels = predictor.step(frame, mask=first_mask if t == 0 else None)
 
-The predictor owns all per-video state: the object ids (the caller's, e.g. 3 and 7), the
-:class:`~mobilevos.memory.MemoryBank`, and the frame counter. Frames of any size are resized so
-their short side is ``size`` (480 by default, the DAVIS convention), padded to the network stride,
-and results are returned at the input size.
+The predictor is the session: it owns all per-video state (the object ids, the caller's, e.g.
+3 and 7; the frame geometry; the masks the user gives; the
+:class:`~mobilevos.memory.MemoryBank` and its write policy; the frame counter). The network runs
+behind a :class:`~mobilevos.engine.FrameEngine`: PyTorch (:class:`~mobilevos.engine.TorchEngine`,
+built from a model) or the exported ONNX graphs (:class:`~mobilevos.engine.ort_engine.OrtEngine`);
+nothing else differs. Frames of any size are resized so their short side is ``size`` (480 by
+default, the DAVIS convention), padded to the network stride, and results are returned at the
+input size.
 """
 
 from __future__ import annotations
 
 import contextlib
 import math
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 
@@ -23,32 +28,13 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mobilevos.config import MemoryConfig
+from mobilevos.device import resolve_device, synchronize
+from mobilevos.engine import FrameEngine, TorchEngine
 from mobilevos.errors import ConfigError, InputError
 from mobilevos.io import VOID_LABEL
 from mobilevos.memory import MemoryBank
+from mobilevos.model.encoders import QueryFeatures
 from mobilevos.model.network import STRIDE, MobileVOS, normalize_image
-
-
-def resolve_device(name: str | torch.device) -> torch.device:
-    """Parse and check a device name ("cpu", "cuda", "cuda:1", "mps") before any work starts."""
-    try:
-        device = torch.device(name)
-    except (RuntimeError, TypeError):
-        raise ConfigError(f"unknown device {name!r}; use cpu, cuda, cuda:N or mps") from None
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise ConfigError("device cuda requested but CUDA is not available")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise ConfigError(
-                f"device {device} requested but only "
-                f"{torch.cuda.device_count()} CUDA device(s) exist"
-            )
-    elif device.type == "mps":
-        if not torch.backends.mps.is_available():
-            raise ConfigError("device mps requested but Apple MPS is not available")
-    elif device.type != "cpu":
-        raise ConfigError(f"unsupported device {name!r}; use cpu, cuda, cuda:N or mps")
-    return device
 
 
 @dataclass(frozen=True)
@@ -67,7 +53,15 @@ class FrameGeometry:
     padded_width: int
 
     @classmethod
-    def for_frame(cls, height: int, width: int, size: int | None) -> FrameGeometry:
+    def for_frame(
+        cls, height: int, width: int, size: int | None, fixed: tuple[int, int] | None = None
+    ) -> FrameGeometry:
+        """Short side to ``size`` (None: unchanged), padded to the stride; or, for an engine
+        with a fixed input size, the largest scale that fits ``fixed``, padded to it."""
+        if fixed is not None:
+            scale = min(fixed[0] / height, fixed[1] / width)
+            rh, rw = max(round(height * scale), 1), max(round(width * scale), 1)
+            return cls(height, width, min(rh, fixed[0]), min(rw, fixed[1]), *fixed)
         if size is None:
             rh, rw = height, width
         else:
@@ -102,35 +96,70 @@ class VOSPredictor:
 
     Args:
         model: a :class:`~mobilevos.model.network.MobileVOS` (put in eval mode and moved to
-            ``device`` by the predictor).
+            ``device``; run by a :class:`~mobilevos.engine.TorchEngine`), or a ready engine
+            such as :class:`~mobilevos.engine.ort_engine.OrtEngine` (then ``device``,
+            ``autocast`` and ``channels_last`` stay at their defaults: the engine has its own).
         device: "cpu", "cuda", "cuda:1", "mps", ...
         size: short side of the network input (None keeps the input size).
-        memory: override the model's memory policy (e.g. more pinned slots for videos whose
+        memory: override the network's memory policy (e.g. more pinned slots for videos whose
             objects enter late).
         autocast: run the networks under autocast (CUDA only; the readout stays fp32).
         autocast_dtype: torch.float16 or torch.bfloat16.
+        channels_last: channels-last weights and images (None: on the CPU only, where oneDNN
+            runs it faster).
     """
 
     def __init__(
         self,
-        model: MobileVOS,
+        model: MobileVOS | FrameEngine,
         device: str | torch.device = "cpu",
         size: int | None = 480,
         memory: MemoryConfig | None = None,
         autocast: bool = False,
         autocast_dtype: torch.dtype = torch.float16,
+        channels_last: bool | None = None,
     ) -> None:
-        self.device = resolve_device(device)
-        if autocast and self.device.type != "cuda":
-            raise ConfigError("autocast is supported on CUDA only")
         if size is not None and size < STRIDE:
             raise ConfigError(f"size must be at least {STRIDE}, got {size}")
-        self.model = model.eval().to(self.device)
+        if isinstance(model, MobileVOS):
+            dev = resolve_device(device)
+            if autocast and dev.type != "cuda":
+                raise ConfigError("autocast is supported on CUDA only")
+            if channels_last is None:
+                channels_last = dev.type == "cpu"
+            self.engine: FrameEngine = TorchEngine(
+                model.eval().to(dev), autocast_dtype if autocast else None, channels_last
+            )
+        else:
+            if autocast or channels_last or str(device) != "cpu":
+                raise ConfigError("device, autocast and channels_last belong to the engine")
+            self.engine = model
+        self.device = self.engine.device
         self.size = size
-        self.memory_config = memory or model.config.memory
-        self.autocast = autocast
-        self.autocast_dtype = autocast_dtype
+        self.memory_config = memory or self.engine.memory
+        self.engine.check_memory(self.memory_config)
+        self.stage_seconds: dict[str, float] = {}
+        self.timing = False
         self.reset()
+
+    @property
+    def timing(self) -> bool:
+        """When True, each step() records its seconds per stage in :attr:`stage_seconds`
+        (preprocess, encode_query, segment, encode_value, postprocess; synchronised with the
+        device, so it slows an accelerator down a little)."""
+        return self._timer is not _no_timer
+
+    @timing.setter
+    def timing(self, on: bool) -> None:
+        self._timer = self._time_stage if on else _no_timer
+
+    @contextlib.contextmanager
+    def _time_stage(self, name: str) -> Iterator[None]:
+        synchronize(self.device)
+        start = time.perf_counter()
+        yield
+        synchronize(self.device)
+        self.stage_seconds[name] = self.stage_seconds.get(name, 0.0) + time.perf_counter() - start
 
     def reset(self) -> None:
         """Forget the video: objects, memory and frame counter."""
@@ -172,7 +201,9 @@ class VOSPredictor:
         Returns:
             (H, W) uint8 label map with the caller's ids (0 background).
         """
-        image = self._frame_tensor(frame)
+        self.stage_seconds = {}
+        with self._timer("preprocess"):
+            image = self._frame_tensor(frame)
         height, width = image.shape[-2:]
         if self._geometry is None or (self._geometry.height, self._geometry.width) != (
             height,
@@ -184,7 +215,9 @@ class VOSPredictor:
                     f"frame size changed from {self._geometry.height}x"
                     f"{self._geometry.width} to {height}x{width} mid-video",
                 )
-            self._geometry = FrameGeometry.for_frame(height, width, self.size)
+            self._geometry = FrameGeometry.for_frame(
+                height, width, self.size, self.engine.input_size
+            )
         geometry = self._geometry
         self.frame_index += 1
         given = None if mask is None else self._prepare_mask(mask, height, width)
@@ -193,38 +226,53 @@ class VOSPredictor:
         if given is None and not self._ids:
             raise InputError(None, "the first frame needs a mask with at least one object")
 
-        net_image = normalize_image(geometry.to_network(image, "bilinear"))
-        with self._autocast():
-            query = self.model.encode_query(net_image)
+        timer = self._timer
+        with timer("preprocess"):
+            net_image = normalize_image(geometry.to_network(image, "bilinear"))
+        with timer("encode_query"):
+            query = self.engine.encode_query(net_image)
+        with timer("segment"):
             prob = self._predict(query, net_image.shape[-2:])
+        with timer("preprocess"):  # the given mask, at network size
             if given is not None:
+                self._check_object_count(len(self._ids) + len(given.new_ids))
                 self.memory.add_objects(len(given.new_ids))
                 self._ids.extend(given.new_ids)
                 net_given = geometry.to_network(given.onehot[None], "area")[0]
-                net_claimed = geometry.to_network(given.claimed[None, None].float(), "area")[0, 0]
-                prob = _impose(prob, net_given, given.channels, net_claimed)
-                value = self.model.encode_value(net_image, query, prob[None, 1:])
-                self.memory.write(self.frame_index, query.key, value, pinned=True)
-            elif self.memory.wants(self.frame_index):
-                value = self.model.encode_value(net_image, query, prob[None, 1:])
-                self.memory.write(self.frame_index, query.key, value, pinned=False)
+                claimed = given.claimed[None, None].float()
+                prob = _impose(
+                    prob, net_given, given.channels, geometry.to_network(claimed, "area")[0, 0]
+                )
+        slot = self.memory.slot_for(self.frame_index, annotated=given is not None)
+        with timer("encode_value"):
+            if slot is not None:
+                value = self.engine.encode_value(net_image, query, prob[None, 1:])
+                self.memory.write(slot, self.frame_index, query.key, value)
+        with timer("postprocess"):
+            out = geometry.to_input(prob[None].float())[0]
+            if given is not None:
+                out = _impose(out, given.onehot, given.channels, given.claimed.float())
+            self._probabilities = out
+            ids = torch.tensor([0, *self._ids], dtype=torch.uint8, device=out.device)
+            labels = ids[out.argmax(dim=0)].cpu().numpy()
+        return labels
 
-        out = geometry.to_input(prob[None].float())[0]
-        if given is not None:
-            out = _impose(out, given.onehot, given.channels, given.claimed.float())
-        self._probabilities = out
-        ids = torch.tensor([0, *self._ids], dtype=torch.uint8, device=out.device)
-        return ids[out.argmax(dim=0)].cpu().numpy()
-
-    def _predict(self, query, size: tuple[int, int]) -> Tensor:
+    def _predict(self, query: QueryFeatures, size: tuple[int, int]) -> Tensor:
         """(K+1, H', W') probabilities for the tracked objects (all background if none yet)."""
         k = len(self._ids)
         if self.memory.is_empty or k == 0:
             prob = query.key.new_zeros(k + 1, *size, dtype=torch.float32)
             prob[0] = 1
             return prob
-        seg = self.model.decode(query, self.model.read(query, self.memory))
+        memory = self.memory
+        valid = memory.batch_valid(1, self.device)
+        seg = self.engine.segment(query, memory.keys, memory.values, valid)
         return seg.probabilities[0].float()
+
+    def _check_object_count(self, count: int) -> None:
+        limit = self.engine.max_objects
+        if limit is not None and count > limit:
+            raise InputError(None, f"{count} objects, but this engine takes at most {limit}")
 
     def _frame_tensor(self, frame: np.ndarray | Tensor) -> Tensor:
         x = torch.as_tensor(np.asarray(frame) if not isinstance(frame, Tensor) else frame)
@@ -261,15 +309,15 @@ class VOSPredictor:
         claimed = labels != VOID_LABEL
         return _GivenMask(new_ids, channels, onehot, claimed)
 
-    def _autocast(self) -> contextlib.AbstractContextManager:
-        if not self.autocast:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.autocast_dtype)
-
     def track(self, frames: Iterator[np.ndarray], first_mask: np.ndarray) -> Iterator[np.ndarray]:
         """Convenience generator: segment ``frames`` given the first frame's mask."""
         for t, frame in enumerate(frames):
             yield self.step(frame, mask=first_mask if t == 0 else None)
+
+
+@contextlib.contextmanager
+def _no_timer(name: str) -> Iterator[None]:
+    yield
 
 
 @dataclass

@@ -18,7 +18,7 @@ A model runs on :attr:`YouTubeVOSVideo.frame_names` (all frames when the ``_all_
 exists and ``all_frames=True``, which scores several points higher) and must write a PNG for
 every name in :attr:`YouTubeVOSVideo.output_frames`. :meth:`YouTubeVOSVideo.initial_annotation`
 gives, for any split, just the objects that start on a frame, which is how a held-out part of
-``train`` is run as if it were ``valid`` (see :mod:`mobilevos.scoring_ytvos`).
+``train`` is run as if it were ``valid`` (see :mod:`mobilevos.scoring.ytvos`).
 """
 
 from __future__ import annotations

@@ -1,13 +1,13 @@
 """MobileVOS: a stateless space-time memory network with per-frame verbs.
 
-The module holds weights only. Per-video state (the memory bank, object ids) lives in the caller:
-:class:`~mobilevos.predictor.VOSPredictor` for streaming inference, :meth:`MobileVOS.forward` for
-training unrolls. Both call the same verbs and the same :class:`~mobilevos.memory.MemoryBank`:
+The module holds weights only; it knows nothing of memory banks or videos. Its verbs are pure
+functions of tensors, run by an engine (:mod:`mobilevos.engine`) for the streaming predictor,
+the training unroll and the exported graphs alike:
 
-    encode_query(image)                 once per frame, shared by all objects
-    read(query, memory)                 memory readout (fp32)
-    decode(query, readout)              per-object logits + soft aggregation
-    encode_value(image, query, masks)   the frame's value, to write into memory
+    encode_query(image)                       once per frame, shared by all objects
+    read(query, keys, values, valid)          memory readout (fp32), per-object validity
+    decode(query, readout, present)           per-object logits + soft aggregation
+    encode_value(image, query, masks)         the frame's value, to write into memory
 
 Shapes legend: B batch, T time, K objects, S slots, Ck/Cv key/value channels, H×W image
 (multiples of 16), h×w = H/16×W/16.
@@ -22,8 +22,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from mobilevos.config import MemoryConfig, ModelConfig
-from mobilevos.memory import MemoryBank
+from mobilevos.config import ModelConfig
 from mobilevos.model.backbone import (
     MobileNetV2Trunk,
     ResNetTrunk,
@@ -32,6 +31,7 @@ from mobilevos.model.backbone import (
 )
 from mobilevos.model.decoder import Decoder, aggregate
 from mobilevos.model.encoders import QueryEncoder, QueryFeatures, ValueEncoder
+from mobilevos.model.readout import memory_read
 
 log = logging.getLogger(__name__)
 
@@ -52,25 +52,16 @@ class Segmentation(NamedTuple):
 
     Shapes:
         logits: (B, K+1, H, W) aggregated logits over background + objects
-        hidden: (B, K, D4, H/4, W/4) decoder's last hidden features (distillation target)
+        hidden: (B, K, D4, H/4, W/4) decoder's last hidden features (the distillation
+            target), or None from engines that do not expose them
     """
 
     logits: Tensor
-    hidden: Tensor
+    hidden: Tensor | None
 
     @property
     def probabilities(self) -> Tensor:
         return torch.softmax(self.logits, dim=1)
-
-
-class ClipOutput(NamedTuple):
-    """Output of :meth:`MobileVOS.forward` over frames 1..T-1 of a clip.
-
-    Shapes: logits (B, T-1, K+1, H, W); hidden (B, T-1, K, D4, H/4, W/4).
-    """
-
-    logits: Tensor
-    hidden: Tensor
 
 
 class MobileVOS(nn.Module):
@@ -108,9 +99,13 @@ class MobileVOS(nn.Module):
             return checkpoint(self.value_encoder, image, query.f16, masks, use_reentrant=False)
         return self.value_encoder(image, query.f16, masks)
 
-    def read(self, query: QueryFeatures, memory: MemoryBank) -> Tensor:
-        """Shapes: returns (B, K, Cv, h, w) float32."""
-        return memory.read(query.key)
+    def read(self, query: QueryFeatures, keys: Tensor, values: Tensor, valid: Tensor) -> Tensor:
+        """Memory readout (:func:`~mobilevos.model.readout.memory_read`), fp32.
+
+        Shapes: keys (B, Ck, S, h, w); values (B, K, Cv, S, h, w); valid (B, K, S) bool;
+        returns (B, K, Cv, h, w).
+        """
+        return memory_read(query.key, keys, values, valid)
 
     def decode(
         self, query: QueryFeatures, readout: Tensor, present: Tensor | None = None
@@ -118,48 +113,6 @@ class MobileVOS(nn.Module):
         """Shapes: readout (B, K, Cv, h, w); present (B, K) bool or None (all present)."""
         out = self.decoder(readout, query.value, query.f8, query.f4)
         return Segmentation(aggregate(out.logits, present), out.hidden)
-
-    def new_memory(self, config: MemoryConfig | None = None) -> MemoryBank:
-        return MemoryBank(config or self.config.memory)
-
-    def forward(
-        self,
-        frames: Tensor,
-        first_masks: Tensor,
-        present: Tensor | None = None,
-        memory_config: MemoryConfig | None = None,
-    ) -> ClipOutput:
-        """Unroll a clip exactly as streaming inference does.
-
-        Frame 0 is written to memory with its given masks; every later frame is segmented from
-        memory and then, as the memory policy says, written with its predicted probabilities.
-
-        Shapes:
-            frames: (B, T, 3, H, W) normalised
-            first_masks: (B, K, H, W) masks of frame 0 in [0, 1]
-            present: (B, K) bool, False for padding objects
-            memory_config: a memory policy other than the model's (e.g. a teacher's longer
-                memory)
-        """
-        b, t = frames.shape[:2]
-        if present is not None:
-            first_masks = first_masks * present[:, :, None, None].to(first_masks.dtype)
-        queries = self.encode_query(frames.flatten(0, 1))
-        queries = QueryFeatures(*(x.view(b, t, *x.shape[1:]) for x in queries))
-        memory = self.new_memory(memory_config)
-        memory.add_objects(first_masks.shape[1])
-        query = QueryFeatures(*(x[:, 0] for x in queries))
-        memory.write(0, query.key, self.encode_value(frames[:, 0], query, first_masks), pinned=True)
-        logits, hidden = [], []
-        for i in range(1, t):
-            query = QueryFeatures(*(x[:, i] for x in queries))
-            seg = self.decode(query, self.read(query, memory), present)
-            logits.append(seg.logits)
-            hidden.append(seg.hidden)
-            if i < t - 1 and memory.wants(i):
-                masks = seg.probabilities[:, 1:]
-                memory.write(i, query.key, self.encode_value(frames[:, i], query, masks), False)
-        return ClipOutput(torch.stack(logits, dim=1), torch.stack(hidden, dim=1))
 
 
 def build_model(config: ModelConfig, pretrained: bool | None = None) -> MobileVOS:

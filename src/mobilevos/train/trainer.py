@@ -7,7 +7,7 @@ students); a recipe says which data, which model, which teacher and which loss w
   streaming inference). It stays in eval mode, which freezes BatchNorm statistics as STCN does;
   gradients still flow to every weight, BatchNorm's affine parameters included.
 * A teacher (ours, or STCN converted with ``mobilevos convert stcn``) runs frozen, in eval mode,
-  over the same clip with its own memory; see :class:`~mobilevos.train_config.TeacherConfig`.
+  over the same clip with its own memory; see :class:`~mobilevos.train.config.TeacherConfig`.
 * Every sample is a pure function of (seed, epoch, index, max skip) and the pixel sampling of
   the representation loss of (seed, step), so a run is reproducible and ``--resume`` continues
   exactly: on CPU, a resumed run reproduces the uninterrupted loss curve.
@@ -24,203 +24,35 @@ from __future__ import annotations
 
 import contextlib
 import functools
-import json
 import logging
 import math
 import time
 from pathlib import Path
-from typing import Any
 
 import torch
-import torch.nn.functional as F
-import yaml
-from torch import Tensor
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from mobilevos.checkpoint import load_model, save_checkpoint
 from mobilevos.config import MemoryConfig, get_preset
 from mobilevos.data.clips import ClipBatch, collate_clips, max_skip_schedule
 from mobilevos.data.training import build_training_dataset
+from mobilevos.device import AUTOCAST_DTYPES, resolve_device
 from mobilevos.distributed import DistributedContext, init_distributed, shutdown_distributed
+from mobilevos.engine import ClipModel
 from mobilevos.errors import CheckpointError, ConfigError
 from mobilevos.io import atomic_path
-from mobilevos.losses import (
-    BootstrappedCE,
-    LossWeights,
-    combine_losses,
-    gather_embeddings,
-    logit_distillation_loss,
-    one_hot_labels,
-    representation_loss,
-    sample_pixels,
-)
-from mobilevos.model.network import MobileVOS, build_model, normalize_image
+from mobilevos.model.network import MobileVOS, build_model
 from mobilevos.model.weights import load_state_dict_strict
-from mobilevos.predictor import resolve_device
-from mobilevos.train_config import LossConfig, TrainConfig
+from mobilevos.train.config import TrainConfig
+from mobilevos.train.logger import RunLogger
+from mobilevos.train.objective import compute_losses
+from mobilevos.train.sampling import BatchPlan, PlannedRequests, PlannedSampler
 
 log = logging.getLogger(__name__)
 
 STATE_VERSION = 1
-
-
-class _Request(Dataset):
-    """Map ``(index, epoch, max_skip)`` requests onto a training dataset.
-
-    Carrying epoch and max skip in the request (rather than as dataset state) keeps DataLoader
-    workers, ranks and resumed runs in agreement without re-creating iterators.
-    """
-
-    def __init__(self, dataset: Dataset) -> None:
-        self.dataset = dataset
-
-    def __len__(self) -> int:
-        return len(self.dataset)
-
-    def __getitem__(self, request: tuple[int, int, int]):
-        index, epoch, max_skip = request
-        self.dataset.set_epoch(epoch)
-        self.dataset.set_max_skip(max_skip)
-        return self.dataset[index]
-
-
-class _BatchPlan:
-    """Which dataset indices each micro-batch of each rank uses, as a pure function of position.
-
-    Micro-batch ``m`` of the run lies in epoch ``m // per_epoch``; within an epoch the dataset is
-    permuted with seed ``(seed, epoch)`` and cut into consecutive groups of ``world * per_rank``
-    indices, of which rank ``r`` takes the ``r``-th block of ``per_rank``. One process with
-    batch ``n * per_rank`` therefore sees exactly the union of ``n`` ranks' batches.
-    """
-
-    def __init__(self, size: int, per_rank: int, context: DistributedContext, seed: int) -> None:
-        self.size, self.per_rank, self.context, self.seed = size, per_rank, context, seed
-        self.per_epoch = size // (per_rank * context.world_size)
-        if self.per_epoch == 0:
-            raise ConfigError(
-                f"dataset has {size} samples, fewer than one batch of "
-                f"{per_rank * context.world_size}"
-            )
-        self._epoch, self._perm = -1, torch.empty(0, dtype=torch.long)
-
-    def indices(self, micro: int) -> tuple[int, list[int]]:
-        epoch, position = divmod(micro, self.per_epoch)
-        if epoch != self._epoch:
-            g = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
-            self._epoch, self._perm = epoch, torch.randperm(self.size, generator=g)
-        start = (position * self.context.world_size + self.context.rank) * self.per_rank
-        return epoch, self._perm[start : start + self.per_rank].tolist()
-
-
-class _PlannedSampler:
-    """A batch sampler yielding the plan's requests from micro-batch ``start`` on."""
-
-    def __init__(self, plan: _BatchPlan, start: int, total: int, skip_of_micro) -> None:
-        self.plan, self.start, self.total, self.skip_of_micro = plan, start, total, skip_of_micro
-
-    def __iter__(self):
-        for micro in range(self.start, self.total):
-            epoch, indices = self.plan.indices(micro)
-            skip = self.skip_of_micro(micro)
-            yield [(i, epoch, skip) for i in indices]
-
-    def __len__(self) -> int:
-        return self.total - self.start
-
-
-def representation_term(
-    student_hidden: Tensor,
-    teacher_hidden: Tensor | None,
-    labels: Tensor,
-    present: Tensor,
-    config: LossConfig,
-    generator: torch.Generator,
-) -> Tensor | None:
-    """The unified representation loss over every (clip, frame, present object).
-
-    Decoding is per object (STCN family), so each object's decoder features are one embedding
-    space and the labels are that object against everything else (void never sampled). Features
-    are the decoder's last hidden map (stride 4) average-pooled to stride 8.
-
-    Shapes:
-        student_hidden: (B, T', K, Ds, H/4, W/4); teacher_hidden: (B, T', K, Dt, H/4, W/4)
-        labels: (B, T', H, W) in 0..K or 255; present: (B, K) bool
-    """
-    b, t, k = student_hidden.shape[:3]
-    keep = present[:, None, :].expand(b, t, k).reshape(-1)
-    if not keep.any():
-        return None
-    obj = torch.arange(1, k + 1, device=labels.device)
-    per_object = (labels[:, :, None] == obj[None, None, :, None, None]).long()
-    per_object = per_object.masked_fill((labels == 255)[:, :, None], 255)
-    per_object = per_object.flatten(0, 2)[keep]
-    features = F.avg_pool2d(student_hidden.flatten(0, 2)[keep].float(), 2)
-    size = features.shape[-2:]
-    small = F.interpolate(per_object[:, None].float(), size=size, mode="nearest-exact")[:, 0]
-    small = small.long()
-    usable = (small != 255).flatten(1).any(dim=1)
-    if not usable.any():
-        return None
-    small, features = small[usable], features[usable]
-    index = sample_pixels(
-        small, config.num_samples, config.boundary_fraction, config.sample_band, generator
-    )
-    z_student = gather_embeddings(features, index)
-    y = one_hot_labels(small, index, 2)
-    z_teacher = None
-    if teacher_hidden is not None:
-        teacher = F.avg_pool2d(teacher_hidden.flatten(0, 2)[keep][usable].float(), 2)
-        z_teacher = gather_embeddings(teacher, index)
-    return representation_loss(z_student, y, z_teacher, config.omega)
-
-
-def compute_losses(
-    student: torch.nn.Module,
-    teacher: MobileVOS | None,
-    batch: ClipBatch,
-    config: LossConfig,
-    step: int,
-    generator: torch.Generator,
-    teacher_memory: MemoryConfig | None = None,
-    student_memory: MemoryConfig | None = None,
-) -> dict[str, Tensor]:
-    """Named loss terms of one micro-batch; ``"total"`` is their weighted sum."""
-    frames = normalize_image(batch.frames)
-    out = student(frames, batch.first_masks, batch.present, student_memory)
-    target = batch.labels[:, 1:]
-    seg = BootstrappedCE(config.bootstrap_start, config.bootstrap_end, config.bootstrap_top_p)
-    terms = {"seg": seg(out.logits.flatten(0, 1), target.flatten(0, 1), step).loss}
-    use_teacher = teacher is not None and (
-        config.logit_weight > 0 or (config.repr_weight > 0 and config.omega > 0)
-    )
-    teacher_out = None
-    if use_teacher:
-        with torch.no_grad():
-            teacher_out = teacher(frames, batch.first_masks, batch.present, teacher_memory)
-    if config.repr_weight > 0 and (config.omega == 0 or teacher_out is not None):
-        term = representation_term(
-            out.hidden,
-            teacher_out.hidden if teacher_out is not None and config.omega > 0 else None,
-            target,
-            batch.present,
-            config,
-            generator,
-        )
-        if term is not None:
-            terms["repr"] = term
-    if teacher_out is not None and config.logit_weight > 0:
-        terms["logit"] = logit_distillation_loss(
-            out.logits.flatten(0, 1),
-            teacher_out.logits.flatten(0, 1),
-            target.flatten(0, 1),
-            config.logit_band,
-            config.temperature,
-        )
-    weights = LossWeights(config.seg_weight, config.repr_weight, config.logit_weight)
-    terms["total"] = combine_losses(terms, weights)
-    return terms
 
 
 def _lr_factor(config: TrainConfig, step: int) -> float:
@@ -273,12 +105,12 @@ class Trainer:
         self.train_seconds = 0.0  # wall time spent in run(), kept across resumes
         if resume:
             self._load_state()
-        self.wrapped = self.model
+        self.wrapped: torch.nn.Module = ClipModel(self.model)
         if self.context.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
-            self.wrapped = DistributedDataParallel(self.model, device_ids=ids)
+            self.wrapped = DistributedDataParallel(self.wrapped, device_ids=ids)
         self.dataset = build_training_dataset(config.data, seed=config.seed)
-        self.plan = _BatchPlan(len(self.dataset), self.per_rank, self.context, config.seed)
+        self.plan = BatchPlan(len(self.dataset), self.per_rank, self.context, config.seed)
 
     # ------------------------------------------------------------------------------ set-up
     def _build_student(self) -> MobileVOS:
@@ -299,9 +131,7 @@ class Trainer:
         teacher = load_model(teacher_config.checkpoint)
         teacher = teacher.to(self.device, memory_format=self.memory_format).eval()
         teacher.requires_grad_(False)
-        memory = teacher_config.memory or MemoryConfig(
-            pinned=1, recent=max(self.config.data.clip_length - 1, 1), write_every=1
-        )
+        memory = teacher_config.memory or MemoryConfig.whole_clip(self.config.data.clip_length)
         return teacher, memory
 
     # --------------------------------------------------------------------------- one step
@@ -311,8 +141,7 @@ class Trainer:
     def _autocast(self):
         if self.config.amp == "none":
             return contextlib.nullcontext()
-        dtype = torch.bfloat16 if self.config.amp == "bf16" else torch.float16
-        return torch.autocast("cuda", dtype=dtype)
+        return torch.autocast("cuda", dtype=AUTOCAST_DTYPES[self.config.amp])
 
     def train_step(self, batches: list[ClipBatch]) -> dict[str, float]:
         """One optimiser step over ``grad_accum`` micro-batches; returns the mean loss terms."""
@@ -400,11 +229,11 @@ class Trainer:
         """Micro-batches from the current step on, grouped per optimiser step."""
         accum = self.config.grad_accum
         total = self.config.steps * accum
-        sampler = _PlannedSampler(
+        sampler = PlannedSampler(
             self.plan, self.step * accum, total, lambda micro: self.max_skip(micro // accum)
         )
         loader = DataLoader(
-            _Request(self.dataset),
+            PlannedRequests(self.dataset),
             batch_sampler=sampler,
             num_workers=self.config.num_workers,
             collate_fn=functools.partial(collate_clips, max_objects=self.config.data.max_objects),
@@ -425,7 +254,7 @@ class Trainer:
         None); ``--resume`` then continues from the last saved state.
         """
         main = self.context.is_main
-        logger = _RunLogger(self.run_dir, self.config, self.step) if main else None
+        logger = RunLogger(self.run_dir, self.config, self.step) if main else None
         bar = tqdm(total=self.config.steps, initial=self.step, unit="step", disable=not main)
         started = time.perf_counter()
         clips = 0
@@ -497,40 +326,6 @@ class Trainer:
             progress=False,
         )
         return float(result.global_row.jf_mean)
-
-
-class _RunLogger:
-    """metrics.jsonl + TensorBoard scalars (rank 0)."""
-
-    def __init__(self, run_dir: Path, config: TrainConfig, start_step: int) -> None:
-        from torch.utils.tensorboard import SummaryWriter
-
-        run_dir.mkdir(parents=True, exist_ok=True)
-        with atomic_path(run_dir / "config.yaml") as tmp:
-            tmp.write_text(yaml.safe_dump(config.to_dict(), sort_keys=False))
-        path = run_dir / "metrics.jsonl"
-        # A resumed run repeats the steps after its last checkpoint: drop their old lines.
-        kept = []
-        if start_step > 0 and path.is_file():
-            kept = [
-                line
-                for line in path.read_text().splitlines()
-                if line.strip() and json.loads(line)["step"] <= start_step
-            ]
-        with atomic_path(path) as tmp:
-            tmp.write_text("".join(line + "\n" for line in kept))
-        self.metrics = path.open("a")
-        self.writer = SummaryWriter(str(run_dir / "tensorboard"), purge_step=start_step + 1)
-
-    def log(self, step: int, values: dict[str, Any]) -> None:
-        self.metrics.write(json.dumps({"step": step, **values}) + "\n")
-        self.metrics.flush()
-        for name, value in values.items():
-            self.writer.add_scalar(name if "/" in name else f"train/{name}", value, step)
-
-    def close(self) -> None:
-        self.metrics.close()
-        self.writer.close()
 
 
 def train(config: TrainConfig, resume: bool = False) -> Path:

@@ -19,16 +19,14 @@ import io as _io
 import math
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 from PIL import Image
 
 from mobilevos.io import atomic_path, blend_labels, read_label_image
-
-if TYPE_CHECKING:
-    from mobilevos.scoring import DavisResult, SequenceScores
-    from mobilevos.scoring_ytvos import YTVOSResult
+from mobilevos.scoring.davis import DAVIS_GLOBAL_COLUMNS, DAVIS_SEQUENCE_COLUMNS, DavisResult
+from mobilevos.scoring.results import SequenceScores
+from mobilevos.scoring.ytvos import YTVOS_GLOBAL_COLUMNS, YTVOSResult
 
 _CSV_FLOAT = "%.3f"
 
@@ -55,8 +53,6 @@ def write_davis_csvs(
     result: DavisResult, out_dir: str | Path, split: str | None = None
 ) -> tuple[Path, Path]:
     """Write the toolkit's two CSVs into ``out_dir``; returns (global path, per-sequence path)."""
-    from mobilevos.scoring import DAVIS_GLOBAL_COLUMNS, DAVIS_SEQUENCE_COLUMNS
-
     split = result.split if split is None else split
     out = Path(out_dir)
     g = result.global_row
@@ -74,8 +70,6 @@ def write_davis_csvs(
 def write_ytvos_csvs(result: YTVOSResult, out_dir: str | Path) -> tuple[Path, Path]:
     """Write ``global_results-<gt split>.csv`` (Overall, J/F seen/unseen) and
     ``per-object_results-<gt split>.csv`` (Object, Category, Seen, J-Mean, F-Mean)."""
-    from mobilevos.scoring import YTVOS_GLOBAL_COLUMNS
-
     out = Path(out_dir)
     global_path = _write_text(
         out / f"global_results-{result.gt_split}.csv",
@@ -132,8 +126,6 @@ def format_table(columns: Sequence[str], rows: Sequence[Sequence[object]]) -> st
 
 def format_davis_table(result: DavisResult, split: str | None = None) -> str:
     """The global and per-sequence tables as ``evaluation_method.py`` prints them."""
-    from mobilevos.scoring import DAVIS_GLOBAL_COLUMNS, DAVIS_SEQUENCE_COLUMNS
-
     split = result.split if split is None else split
     global_table = format_table(DAVIS_GLOBAL_COLUMNS, [[float(v) for v in result.global_row]])
     rows = [[r.name, float(r.j.mean), float(r.f.mean)] for r in result.objects]
@@ -148,8 +140,6 @@ def format_davis_table(result: DavisResult, split: str | None = None) -> str:
 
 def format_ytvos_table(result: YTVOSResult) -> str:
     """Challenge-style summary followed by the per-object table."""
-    from mobilevos.scoring import YTVOS_GLOBAL_COLUMNS
-
     summary = format_table(YTVOS_GLOBAL_COLUMNS, [[float(v) for v in result.summary]])
     rows = [
         [r.name, r.category or "-", "yes" if r.seen else "no", r.j_mean, r.f_mean]

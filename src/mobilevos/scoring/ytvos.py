@@ -9,7 +9,7 @@ DAVIS. Predictions are expected in ``PRED/<video>/<frame>.png`` or the submissio
 ``PRED/Annotations/<video>/<frame>.png``.
 
 The per-frame machinery (reading predictions, the process pool) is shared with DAVIS scoring in
-:mod:`mobilevos.scoring`, which also runs ``mobilevos score``.
+:mod:`mobilevos.scoring.results`; ``mobilevos score`` is in :mod:`mobilevos.scoring.command`.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from mobilevos.data.davis import read_split_file
 from mobilevos.data.ytvos import YouTubeVOSDataset, YouTubeVOSVideo, resolve_gt_split
 from mobilevos.errors import DatasetError
 from mobilevos.metrics import boundary_f, jaccard
-from mobilevos.scoring import (
+from mobilevos.scoring.results import (
     SequenceScores,
     _nanmean,
     _object_masks,
@@ -37,6 +37,8 @@ from mobilevos.scoring import (
 )
 
 logger = logging.getLogger(__name__)
+
+YTVOS_GLOBAL_COLUMNS = ("Overall", "J-Seen", "F-Seen", "J-Unseen", "F-Unseen")
 
 
 class YTVOSObjectRow(NamedTuple):
