@@ -33,3 +33,7 @@ class ConfigError(MobileVOSError):
 
 class DatasetError(MobileVOSError):
     """A benchmark dataset or prediction folder that does not follow the expected layout."""
+
+
+class ExportError(MobileVOSError):
+    """An exported model that fails its checks, or graphs that do not fit their manifest."""

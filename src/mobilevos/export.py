@@ -1,0 +1,365 @@
+"""``mobilevos export``: the video model as one fixed-shape ONNX graph per verb, plus a manifest.
+
+    encode_query.onnx   image (1, 3, H, W) -> key, value, f16, f8, f4
+    encode_value.onnx   image, f16, masks (1, K, H, W) -> values (1, K, Cv, h, w)
+    segment.onnx        key, value, f8, f4, memory keys/values, valid, present -> logits
+
+The memory bank stays on the host (:class:`~mobilevos.memory.MemoryBank`, the same code as the
+PyTorch predictor): ``segment`` takes the bank's tensors at their fixed capacity S and a
+per-object validity mask, so one graph serves every frame of every video. K is fixed at export
+(``--max-objects``); sessions with fewer objects pad with absent objects (``present`` False,
+no valid slot), which the readout and the soft aggregation ignore.
+
+``manifest.json`` describes everything a host needs to run the graphs without this package:
+graph files and their input/output names, shapes and dtypes, the memory capacity and write
+policy, the preprocessing constants, the model config and a hash of the weights.
+
+int8 (``--int8``): static post-training quantization with ONNX Runtime's own tools
+(``quantize_static``, QDQ format, per-channel weights), calibrated on the user's frames. Only
+convolutions are quantized. What stays fp32, and why:
+
+* the readout (the affinity MatMul, Exp and the per-object softmax sums): its logits are
+  differences of large squared norms turned into exponent weights; 8-bit steps there would
+  move attention between memory locations, not just blur it;
+* the soft aggregation (sigmoid, product, log-odds) and the final upsampling: cheap, and their
+  outputs are the probabilities users threshold.
+
+Verification (on by default): PyTorch and ONNX Runtime run the same clip through the same
+predictor session; every verb's outputs are compared (max abs difference) and every frame's
+mask (IoU). Beyond tolerance the export fails and nothing is written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import shutil
+import tempfile
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+import mobilevos
+from mobilevos.errors import ConfigError, ExportError
+from mobilevos.io import atomic_dir
+from mobilevos.model.network import IMAGENET_MEAN, IMAGENET_STD, STRIDE, MobileVOS
+
+log = logging.getLogger(__name__)
+
+MANIFEST_VERSION = 1
+MANIFEST = "manifest.json"
+VERBS = ("encode_query", "encode_value", "segment")
+QUERY_OUTPUTS = ("key", "value", "f16", "f8", "f4")
+DEFAULT_OPSET = 17
+# Verification tolerances: fp32 graphs match PyTorch to float rounding; int8 is judged on masks.
+FP32_MAX_ABS = 2e-3
+FP32_MIN_IOU = 0.99
+INT8_MIN_MEAN_IOU = 0.90
+
+
+class _QueryGraph(nn.Module):
+    def __init__(self, model: MobileVOS) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, image: Tensor) -> tuple[Tensor, ...]:
+        return tuple(self.model.encode_query(image))
+
+
+class _ValueGraph(nn.Module):
+    def __init__(self, model: MobileVOS) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, image: Tensor, f16: Tensor, masks: Tensor) -> Tensor:
+        return self.model.value_encoder(image, f16, masks)
+
+
+class _SegmentGraph(nn.Module):
+    def __init__(self, model: MobileVOS) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(
+        self,
+        key: Tensor,
+        value: Tensor,
+        f8: Tensor,
+        f4: Tensor,
+        memory_keys: Tensor,
+        memory_values: Tensor,
+        valid: Tensor,
+        present: Tensor,
+    ) -> Tensor:
+        from mobilevos.model.encoders import QueryFeatures
+
+        query = QueryFeatures(key, value, key, f8, f4)  # f16 is not read by the decoder
+        readout = self.model.read(query, memory_keys, memory_values, valid)
+        return self.model.decode(query, readout, present).logits
+
+
+def graph_inputs(model: MobileVOS, size: tuple[int, int], max_objects: int, slots: int):
+    """Example inputs of each verb's graph, named. Shapes follow the model at ``size``."""
+    h, w = size
+    image = torch.zeros(1, 3, h, w)
+    with torch.no_grad():
+        query = model.encode_query(image)
+    k, s = max_objects, slots
+    cv = model.config.value_dim
+    return {
+        "encode_query": {"image": image},
+        "encode_value": {"image": image, "f16": query.f16, "masks": torch.zeros(1, k, h, w)},
+        "segment": {
+            "key": query.key,
+            "value": query.value,
+            "f8": query.f8,
+            "f4": query.f4,
+            "memory_keys": query.key[:, :, None].repeat(1, 1, s, 1, 1),
+            "memory_values": torch.zeros(1, k, cv, s, h // STRIDE, w // STRIDE),
+            "valid": torch.ones(1, k, s, dtype=torch.bool),
+            "present": torch.ones(1, k, dtype=torch.bool),
+        },
+    }
+
+
+GRAPH_OUTPUTS = {"encode_query": QUERY_OUTPUTS, "encode_value": ("values",), "segment": ("logits",)}
+
+
+def _export_graph(module: nn.Module, inputs: dict[str, Tensor], outputs, path: Path, opset: int):
+    with warnings.catch_warnings():
+        # Shapes are fixed on purpose: the tracer's "treated as a constant" notes are expected.
+        # The TorchScript-based exporter is deprecated in favour of torch.export's, but it
+        # traces these verbs in seconds and its graphs match PyTorch to 1e-5 (tests).
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        _trace(module, inputs, outputs, path, opset)
+
+
+def _trace(module: nn.Module, inputs: dict[str, Tensor], outputs, path: Path, opset: int):
+    torch.onnx.export(
+        module,
+        tuple(inputs.values()),
+        str(path),
+        input_names=list(inputs),
+        output_names=list(outputs),
+        opset_version=opset,
+        dynamo=False,
+        do_constant_folding=True,
+    )
+
+
+def weights_hash(model: MobileVOS) -> str:
+    """sha256 over the state dict's names and fp32 bytes, in order."""
+    digest = hashlib.sha256()
+    for name, tensor in model.state_dict().items():
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _describe(tensors: dict[str, Tensor]) -> list[dict[str, Any]]:
+    return [
+        {"name": n, "shape": list(t.shape), "dtype": str(t.dtype).removeprefix("torch.")}
+        for n, t in tensors.items()
+    ]
+
+
+def check_size(size: tuple[int, int]) -> None:
+    if any(x < STRIDE or x % STRIDE for x in size):
+        raise ConfigError(f"export size must be multiples of {STRIDE}, got {size[0]}x{size[1]}")
+
+
+def export_onnx(
+    model: MobileVOS,
+    out_dir: str | Path,
+    size: tuple[int, int] = (480, 864),
+    max_objects: int = 3,
+    opset: int = DEFAULT_OPSET,
+    int8: bool = False,
+    calibration_frames: list[np.ndarray] | None = None,
+    verify: bool = True,
+) -> dict[str, Any]:
+    """Export ``model`` to ``out_dir`` (built in a temporary folder, renamed at the end).
+
+    Returns the manifest. ``calibration_frames`` ((H, W, 3) uint8 RGB) are required with
+    ``int8``; verification runs a generated clip through both backends (see the module doc).
+    """
+    check_size(size)
+    if max_objects < 1:
+        raise ConfigError(f"--max-objects must be >= 1, got {max_objects}")
+    if int8 and not calibration_frames:
+        raise ConfigError("--int8 needs calibration frames (--calibration VIDEO_OR_DIR)")
+    model = model.eval().cpu().to(memory_format=torch.contiguous_format)
+    memory = model.config.memory
+    examples = graph_inputs(model, size, max_objects, memory.capacity)
+    # Wrappers are built in eval mode: a module in training mode would update the BatchNorm
+    # statistics of the model on every call, changing the weights between graphs.
+    modules = {
+        "encode_query": _QueryGraph(model).eval(),
+        "encode_value": _ValueGraph(model).eval(),
+        "segment": _SegmentGraph(model).eval(),
+    }
+    out_dir = Path(out_dir)
+    with atomic_dir(out_dir) as tmp:
+        graphs = {}
+        for verb, module in modules.items():
+            path = tmp / f"{verb}.onnx"
+            _export_graph(module, examples[verb], GRAPH_OUTPUTS[verb], path, opset)
+            _check_graph(path)
+            with torch.no_grad():
+                outs = module(*examples[verb].values())
+            outs = outs if isinstance(outs, tuple) else (outs,)
+            graphs[verb] = {
+                "file": path.name,
+                "inputs": _describe(examples[verb]),
+                "outputs": _describe(dict(zip(GRAPH_OUTPUTS[verb], outs, strict=True))),
+            }
+        manifest = {
+            "format_version": MANIFEST_VERSION,
+            "mobilevos_version": mobilevos.__version__,
+            "precision": "fp32",
+            "opset": opset,
+            "input_size": list(size),
+            "max_objects": max_objects,
+            "stride": STRIDE,
+            "graphs": graphs,
+            "memory": {
+                "pinned": memory.pinned,
+                "recent": memory.recent,
+                "write_every": memory.write_every,
+                "capacity": memory.capacity,
+            },
+            "preprocessing": {
+                "input": "RGB in [0, 1], resized to fit input_size keeping the aspect ratio "
+                "(bilinear), zero-padded bottom/right, then (x - mean) / std",
+                "mean": list(IMAGENET_MEAN),
+                "std": list(IMAGENET_STD),
+                "mask_resize": "area",
+            },
+            "model_config": model.config.to_dict(),
+            "weights_sha256": weights_hash(model),
+        }
+        write_manifest(tmp, manifest)
+        if int8:
+            from mobilevos.quantize import quantize_model_dir
+
+            fp32_dir = Path(tempfile.mkdtemp(prefix=".fp32.", dir=tmp.parent))
+            try:
+                for verb in VERBS:
+                    shutil.copy(tmp / f"{verb}.onnx", fp32_dir / f"{verb}.onnx")
+                write_manifest(fp32_dir, manifest)
+                manifest["quantization"] = quantize_model_dir(
+                    model, fp32_dir, tmp, calibration_frames
+                )
+                manifest["precision"] = "int8"
+                write_manifest(tmp, manifest)
+                if verify:
+                    manifest["verification"] = verify_export(model, tmp, reference_dir=fp32_dir)
+            finally:
+                shutil.rmtree(fp32_dir, ignore_errors=True)
+        elif verify:
+            manifest["verification"] = verify_export(model, tmp)
+        write_manifest(tmp, manifest)
+    return read_manifest(out_dir)
+
+
+def read_calibration_frames(path: Path, count: int = 24) -> list[np.ndarray]:
+    """Up to ``count`` frames spread over a video or frame folder, for int8 calibration."""
+    from mobilevos.io import open_frames
+
+    with open_frames(path) as source:
+        frames = [frame.image for frame in source]
+    if not frames:
+        raise ConfigError(f"{path}: no frames to calibrate on")
+    step = max(1, len(frames) // count)
+    return frames[::step][:count]
+
+
+def export_command(args: argparse.Namespace, model: MobileVOS) -> int:
+    """``mobilevos export`` after the CLI has loaded the model."""
+    from mobilevos.data.synth.dataset import parse_size
+
+    size = parse_size(args.size)
+    if args.calibration is not None and not args.int8:
+        raise ConfigError("--calibration is for --int8")
+    frames = read_calibration_frames(args.calibration) if args.int8 and args.calibration else None
+    manifest = export_onnx(
+        model, args.out, size, args.max_objects, args.opset, args.int8, frames, not args.no_verify
+    )
+    line = f"exported {manifest['precision']} graphs for {size[0]}x{size[1]}, "
+    line += f"{args.max_objects} objects, to {args.out}"
+    check = manifest.get("verification")
+    if check:
+        worst = max(check["max_abs_diff"].values())
+        line += f"; verified on {check['frames']} frames: max abs diff {worst:.2e}, "
+        line += f"mean mask IoU {check['mean_iou']:.4f}"
+    print(line)
+    return 0
+
+
+def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+
+
+def read_manifest(folder: str | Path) -> dict[str, Any]:
+    """Read and check ``manifest.json``; a missing or malformed one is a one-line InputError."""
+    from mobilevos.errors import InputError
+
+    path = Path(folder) / MANIFEST
+    if not path.is_file():
+        raise InputError(path, "no manifest.json here: not an exported model folder")
+    try:
+        manifest = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise InputError(path, f"not valid JSON ({exc.msg}, line {exc.lineno})") from None
+    if not isinstance(manifest, dict) or manifest.get("format_version") != MANIFEST_VERSION:
+        raise InputError(path, f"not a mobilevos manifest of format {MANIFEST_VERSION}")
+    missing = [
+        k for k in ("graphs", "memory", "input_size", "max_objects", "model_config")
+        if k not in manifest
+    ]  # fmt: skip
+    if missing or sorted(manifest["graphs"]) != sorted(VERBS):
+        raise InputError(path, f"manifest lacks {', '.join(missing) or 'one graph per verb'}")
+    return manifest
+
+
+def _check_graph(path: Path) -> None:
+    import onnx
+
+    try:
+        onnx.checker.check_model(str(path), full_check=True)
+    except Exception as exc:  # the checker raises several types
+        raise ExportError(f"{path.name}: exported graph fails onnx.checker ({exc})") from None
+
+
+def verify_export(
+    model: MobileVOS, model_dir: Path, reference_dir: Path | None = None
+) -> dict[str, Any]:
+    """Run a generated clip through PyTorch (or the fp32 graphs) and the exported graphs.
+
+    Returns per-output max abs differences (fp32 only) and per-frame mask IoUs; raises
+    :class:`ExportError` beyond tolerance.
+    """
+    from mobilevos.verify import compare_backends
+
+    report = compare_backends(model, model_dir, reference_dir)
+    ious = report["frame_iou"]
+    if reference_dir is None:
+        worst = max(report["max_abs_diff"].values())
+        if worst > FP32_MAX_ABS or min(ious) < FP32_MIN_IOU:
+            raise ExportError(
+                f"{model_dir}: ONNX Runtime differs from PyTorch (max abs {worst:.2e}, "
+                f"min frame IoU {min(ious):.4f}; tolerance {FP32_MAX_ABS:g}, {FP32_MIN_IOU})"
+            )
+    elif float(np.mean(ious)) < INT8_MIN_MEAN_IOU:
+        raise ExportError(
+            f"{model_dir}: int8 masks differ from fp32 (mean IoU {np.mean(ious):.4f} < "
+            f"{INT8_MIN_MEAN_IOU})"
+        )
+    return report

@@ -1,0 +1,141 @@
+"""Backend parity: the same clip through two engines, verb by verb and mask by mask.
+
+Used by ``mobilevos export`` (PyTorch against the fp32 graphs, fp32 graphs against int8) and by
+the tests. A :class:`RecordingEngine` wraps the reference engine and keeps every verb call's
+inputs and outputs, so the candidate engine is fed exactly the reference's inputs and its
+outputs compared one to one (max abs difference); then both run the clip as independent
+sessions, and their probability maps (max abs difference) and label maps (mean IoU over
+objects, frame by frame, away from near-ties) are compared.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from mobilevos.engine import FrameEngine, TorchEngine
+from mobilevos.model.network import MobileVOS, Segmentation
+from mobilevos.predictor import VOSPredictor
+
+VERIFY_SEED = 2024
+VERIFY_FRAMES = 8
+# Label maps are compared where the reference's two most likely classes differ by at least
+# this much: an untrained network leaves many pixels at a near-tie, where float rounding alone
+# flips the label.
+TIE_MARGIN = 0.01
+
+
+class RecordingEngine:
+    """Delegates to ``engine`` and records ``(verb, args, outputs)`` of every call."""
+
+    def __init__(self, engine: FrameEngine) -> None:
+        self.engine = engine
+        self.calls: list[tuple[str, tuple, Any]] = []
+        self.device = engine.device
+        self.memory = engine.memory
+        self.max_objects = engine.max_objects
+        self.input_size = engine.input_size
+
+    def check_memory(self, memory) -> None:
+        self.engine.check_memory(memory)
+
+    def encode_query(self, image: Tensor):
+        out = self.engine.encode_query(image)
+        self.calls.append(("encode_query", (image,), out))
+        return out
+
+    def encode_value(self, image: Tensor, query, masks: Tensor) -> Tensor:
+        out = self.engine.encode_value(image, query, masks)
+        self.calls.append(("encode_value", (image, query, masks), out))
+        return out
+
+    def segment(self, query, keys, values, valid, present=None) -> Segmentation:
+        out = self.engine.segment(query, keys, values, valid, present)
+        args = (query, keys.clone(), values.clone(), valid.clone(), present)
+        self.calls.append(("segment", args, out))
+        return out
+
+
+def verification_clip(size: tuple[int, int], objects: int, frames: int = VERIFY_FRAMES):
+    """A generated clip at ``size`` with up to ``objects`` objects: (frames, first labels)."""
+    from mobilevos.data.synth import SynthConfig, render_video
+
+    count = (min(2, objects), min(2, objects))
+    video = render_video(VERIFY_SEED, SynthConfig(*size, num_frames=frames, num_objects=count))
+    return list(video.frames), video.labels[0]
+
+
+def _outputs(verb: str, out: Any) -> dict[str, Tensor]:
+    if verb == "encode_query":
+        return {f"encode_query.{name}": x for name, x in out._asdict().items()}
+    if verb == "encode_value":
+        return {"encode_value.values": out}
+    return {"segment.probabilities": out.probabilities}
+
+
+def mask_iou(
+    a: np.ndarray, b: np.ndarray, ids: list[int], where: np.ndarray | None = None
+) -> float:
+    """Mean over ``ids`` of the IoU of ``a == id`` and ``b == id`` (1 when both are empty),
+    counting only the pixels in ``where`` (all by default)."""
+    scores = []
+    for i in ids:
+        x, y = a == i, b == i
+        if where is not None:
+            x, y = x & where, y & where
+        union = np.logical_or(x, y).sum()
+        scores.append(1.0 if union == 0 else np.logical_and(x, y).sum() / union)
+    return float(np.mean(scores))
+
+
+def compare_engines(
+    reference: FrameEngine, candidate: FrameEngine, frames: list[np.ndarray], first: np.ndarray
+) -> dict[str, Any]:
+    """Run ``frames`` (first-frame labels ``first``) through both engines; see the module doc."""
+    recorder = RecordingEngine(reference)
+    ref = VOSPredictor(recorder, size=None)
+    cand = VOSPredictor(candidate, size=None)
+    ious, session_diff = [], 0.0
+    with torch.inference_mode():
+        for t, frame in enumerate(frames):
+            mask = first if t == 0 else None
+            a, b = ref.step(frame, mask=mask), cand.step(frame, mask=mask)
+            p, q = ref.probabilities, cand.probabilities
+            session_diff = max(session_diff, float((p - q).abs().max()))
+            top2 = p.topk(2, dim=0).values if p.shape[0] > 1 else p
+            decided = (top2[0] - top2[-1] >= TIE_MARGIN).cpu().numpy()
+            ious.append(mask_iou(a, b, ref.object_ids, decided))
+        diffs: dict[str, float] = {}
+        for verb, args, out in recorder.calls:
+            expected = _outputs(verb, out)
+            actual = _outputs(verb, getattr(candidate, verb)(*args))
+            for name, x in expected.items():
+                diff = float((x.float() - actual[name].float()).abs().max())
+                diffs[name] = max(diffs.get(name, 0.0), diff)
+    diffs["session.probabilities"] = session_diff
+    return {
+        "frames": len(frames),
+        "max_abs_diff": diffs,
+        "frame_iou": [round(x, 6) for x in ious],
+        "mean_iou": round(float(np.mean(ious)), 6),
+    }
+
+
+def compare_backends(
+    model: MobileVOS, model_dir: Path, reference_dir: Path | None = None
+) -> dict[str, Any]:
+    """PyTorch (or the graphs in ``reference_dir``) against the graphs in ``model_dir``."""
+    from mobilevos.engine.ort_engine import OrtEngine
+
+    candidate = OrtEngine(model_dir)
+    if reference_dir is None:
+        reference: FrameEngine = TorchEngine(model.eval().cpu())
+    else:
+        reference = OrtEngine(reference_dir)
+    assert candidate.input_size is not None and candidate.max_objects is not None
+    frames, first = verification_clip(candidate.input_size, candidate.max_objects)
+    return compare_engines(reference, candidate, frames, first)

@@ -1,0 +1,173 @@
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from mobilevos.cli import main
+from mobilevos.config import MemoryConfig, get_preset
+from mobilevos.data.synth import SynthConfig, render_video
+from mobilevos.engine.ort_engine import OrtEngine
+from mobilevos.errors import ConfigError, ExportError, InputError
+from mobilevos.export import VERBS, export_onnx, read_manifest, verify_export
+from mobilevos.model.network import build_model
+from mobilevos.predictor import VOSPredictor
+from mobilevos.verify import compare_backends
+
+SIZE = (64, 96)
+
+
+@pytest.fixture(scope="module")
+def model():
+    torch.manual_seed(0)
+    return build_model(get_preset("mobilevos-tiny")).eval()
+
+
+@pytest.fixture(scope="module")
+def exported(model, tmp_path_factory):
+    out = tmp_path_factory.mktemp("export") / "tiny"
+    manifest = export_onnx(copy.deepcopy(model), out, SIZE, max_objects=2)
+    return out, manifest
+
+
+def test_every_graph_passes_the_checker_and_matches_pytorch(model, exported):
+    out, manifest = exported
+    for verb in VERBS:
+        onnx.checker.check_model(str(out / manifest["graphs"][verb]["file"]), full_check=True)
+    report = compare_backends(model, out)
+    assert set(report["max_abs_diff"]) >= {
+        "encode_query.key",
+        "encode_query.f4",
+        "encode_value.values",
+        "segment.probabilities",
+        "session.probabilities",
+    }
+    assert max(report["max_abs_diff"].values()) < 1e-4
+    assert report["mean_iou"] == 1.0
+    assert manifest["verification"]["frames"] == report["frames"]
+
+
+def test_manifest_round_trips_and_describes_the_graphs(model, exported):
+    out, manifest = exported
+    assert read_manifest(out) == json.loads((out / "manifest.json").read_text()) == manifest
+    engine = OrtEngine(out)
+    assert engine.memory == model.config.memory
+    assert engine.input_size == SIZE and engine.max_objects == 2
+    assert engine.config == model.config
+    segment = {i["name"]: i for i in manifest["graphs"]["segment"]["inputs"]}
+    s = model.config.memory.capacity
+    assert segment["memory_values"]["shape"] == [1, 2, model.config.value_dim, s, 4, 6]
+    assert segment["valid"]["dtype"] == "bool"
+    assert manifest["preprocessing"]["mean"] == [0.485, 0.456, 0.406]
+    assert len(manifest["weights_sha256"]) == 64
+
+
+def late_entry_clip():
+    video = render_video(11, SynthConfig(*SIZE, num_frames=8, num_objects=(2, 2)))
+    first = np.where(video.labels[0] == 1, 1, 0).astype(np.uint8)
+    later = np.where(video.labels[3] == 2, 2, 0).astype(np.uint8)
+    return video.frames, {0: first, 3: later}
+
+
+def test_onnx_predictor_matches_torch_with_an_object_entering_late(model, exported):
+    frames, masks = late_entry_clip()
+    memory = MemoryConfig(pinned=1, recent=1)
+    torch_run = VOSPredictor(copy.deepcopy(model), size=None, memory=memory)
+    onnx_run = VOSPredictor(OrtEngine(exported[0]), size=None, memory=memory)
+    for t, frame in enumerate(frames):
+        a = torch_run.step(frame, mask=masks.get(t))
+        b = onnx_run.step(frame, mask=masks.get(t))
+        assert torch_run.object_ids == onnx_run.object_ids == ([1] if t < 3 else [1, 2])
+        torch.testing.assert_close(
+            onnx_run.probabilities, torch_run.probabilities, atol=1e-4, rtol=0
+        )
+        p = torch_run.probabilities.topk(2, dim=0).values
+        decided = (p[0] - p[1] > 0.01).numpy()
+        np.testing.assert_array_equal(a[decided], b[decided])
+
+
+def test_int8_export_quantizes_convolutions_only_and_stays_close(model, tmp_path):
+    video = render_video(3, SynthConfig(*SIZE, num_frames=10))
+    out = tmp_path / "int8"
+    manifest = export_onnx(
+        copy.deepcopy(model), out, SIZE, 2, int8=True, calibration_frames=list(video.frames)
+    )
+    assert manifest["precision"] == "int8"
+    assert manifest["quantization"]["quantized_ops"] == ["Conv"]
+    assert manifest["verification"]["mean_iou"] >= 0.9
+    graph = onnx.load(str(out / "segment.onnx")).graph
+    ops = [n.op_type for n in graph.node]
+    assert "QuantizeLinear" in ops and "DequantizeLinear" in ops
+    # The readout's MatMul inputs stay fp32: no DequantizeLinear feeds a MatMul.
+    dequantized = {n.output[0] for n in graph.node if n.op_type == "DequantizeLinear"}
+    assert not any(set(n.input) & dequantized for n in graph.node if n.op_type == "MatMul")
+
+
+def test_verification_fails_loudly_for_graphs_of_other_weights(exported):
+    torch.manual_seed(1)
+    other = build_model(get_preset("mobilevos-tiny")).eval()
+    with pytest.raises(ExportError, match="differs from PyTorch"):
+        verify_export(other, exported[0])
+
+
+def test_graphs_that_do_not_fit_the_manifest_are_one_line_errors(exported, tmp_path):
+    out = tmp_path / "broken"
+    shutil.copytree(exported[0], out)
+    shutil.copy(out / "encode_query.onnx", out / "encode_value.onnx")
+    with pytest.raises(ExportError, match=r"encode_value\.onnx: graph inputs"):
+        OrtEngine(out)
+    shutil.copy(exported[0] / "encode_value.onnx", out / "encode_value.onnx")
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["graphs"]["segment"]["inputs"][4]["shape"][2] = 7
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ExportError, match=r"memory_keys is tensor\(float\) .* in the manifest"):
+        OrtEngine(out)
+    (out / "manifest.json").write_text("{not json")
+    with pytest.raises(InputError, match=r"manifest\.json: not valid JSON"):
+        OrtEngine(out)
+    with pytest.raises(InputError, match=r"no manifest\.json"):
+        OrtEngine(tmp_path)
+
+
+def test_engine_limits_are_enforced(exported):
+    engine = OrtEngine(exported[0])
+    with pytest.raises(ConfigError, match="exported for 2 memory slots"):
+        VOSPredictor(engine, memory=MemoryConfig(pinned=2, recent=1))
+    with pytest.raises(ConfigError, match="belong to the engine"):
+        VOSPredictor(engine, channels_last=True)
+    predictor = VOSPredictor(engine, size=None)
+    three = np.zeros(SIZE, dtype=np.uint8)
+    three[:10, :10], three[20:30, :10], three[40:50, :10] = 1, 2, 3
+    with pytest.raises(InputError, match="3 objects, but this engine takes at most 2"):
+        predictor.step(np.zeros((*SIZE, 3), dtype=np.uint8), mask=three)
+
+
+def test_cli_export_segment_and_errors(tmp_path, capsys):
+    out = tmp_path / "graphs"
+    args = ["--model", "mobilevos-tiny", "--untrained", "--out", str(out), "--size", "64x96"]
+    assert main(["export", *args, "--max-objects", "2"]) == 0
+    assert "verified on" in capsys.readouterr().out
+    video = render_video(5, SynthConfig(*SIZE, num_frames=4, num_objects=(1, 1)))
+    from mobilevos.io import write_palette_png, write_video
+
+    write_video(tmp_path / "clip.mp4", video.frames, fps=8)
+    write_palette_png(tmp_path / "first.png", video.labels[0])
+    seg = ["segment", str(tmp_path / "clip.mp4"), "--mask", str(tmp_path / "first.png")]
+    assert (
+        main([*seg, "--out", str(tmp_path / "m"), "--backend", "onnx", "--model-dir", str(out)])
+        == 0
+    )
+    assert len(list((tmp_path / "m").glob("*.png"))) == 4
+    capsys.readouterr()
+    assert main([*seg, "--out", str(tmp_path / "n"), "--backend", "onnx"]) == 2
+    assert capsys.readouterr().err.startswith("error: --backend onnx needs --model-dir")
+    assert main(["export", *args, "--size", "60x96"]) == 2
+    assert "multiples of 16" in capsys.readouterr().err
+    assert main(["export", *args[:-2], "--out", str(tmp_path / "q"), "--int8"]) == 2
+    assert "needs calibration frames" in capsys.readouterr().err
+    assert not (tmp_path / "q").exists()
