@@ -26,6 +26,8 @@ from mobilevos.model.weights import load_state_dict_strict
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
+DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "assets" / "default.ckpt"
+"""The shipped default model (trained by ``scripts/campaign.py``), loaded by ``load_model()``."""
 
 
 class Checkpoint(NamedTuple):
@@ -34,10 +36,18 @@ class Checkpoint(NamedTuple):
     meta: dict[str, Any]
 
 
-def save_checkpoint(model: MobileVOS, path: str | Path, meta: dict[str, Any] | None = None) -> None:
-    """Write ``model`` (config + weights + ``meta``) to ``path`` atomically."""
+def save_checkpoint(
+    model: MobileVOS, path: str | Path, meta: dict[str, Any] | None = None, half: bool = False
+) -> None:
+    """Write ``model`` (config + weights + ``meta``) to ``path`` atomically.
+
+    ``half`` stores floating-point weights in fp16 (half the size; loading casts them back to
+    the model's fp32, so inference runs in fp32 on weights rounded to fp16).
+    """
     # Contiguous, whatever layout the weights trained in (see TrainConfig.channels_last).
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    if half:
+        state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     payload = {
         "format_version": FORMAT_VERSION,
         "config": model.config.to_dict(),
@@ -78,8 +88,11 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
     return Checkpoint(config, payload["state_dict"], dict(payload.get("meta") or {}))
 
 
-def load_model(source: str | Path, *, expected_config: ModelConfig | None = None) -> MobileVOS:
-    """Build a model from a checkpoint file or a preset name.
+def load_model(
+    source: str | Path | None = None, *, expected_config: ModelConfig | None = None
+) -> MobileVOS:
+    """Build a model from a checkpoint file or a preset name; with no source, the shipped
+    default model (:data:`DEFAULT_CHECKPOINT`).
 
     A path to an existing file is read as a checkpoint (strictly, from its embedded config). A
     preset name builds that preset with its trunk's pretrained ImageNet weights where they are
@@ -89,6 +102,13 @@ def load_model(source: str | Path, *, expected_config: ModelConfig | None = None
     ``expected_config`` guards against a checkpoint of another architecture: if given, the
     checkpoint's architecture (all fields but ``name``, ``memory`` and weight paths) must match.
     """
+    if source is None:
+        if not DEFAULT_CHECKPOINT.is_file():
+            raise CheckpointError(
+                f"{DEFAULT_CHECKPOINT}: the packaged default weights are missing "
+                "(reinstall mobilevos, or give a checkpoint)"
+            )
+        source = DEFAULT_CHECKPOINT
     path = Path(source)
     if path.is_file():
         ckpt = read_checkpoint(path)

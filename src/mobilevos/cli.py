@@ -36,15 +36,50 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or mps (default cpu)")
 
 
+def _add_backend_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--backend",
+        choices=["torch", "onnx"],
+        default="torch",
+        help="torch (default) or onnx: the graphs of `mobilevos export` under ONNX Runtime",
+    )
+    parser.add_argument("--model-dir", type=Path, help="an exported model folder (--backend onnx)")
+
+
+def _network_from_args(args: argparse.Namespace):
+    """The model the arguments name, or with --backend onnx the exported graphs' engine."""
+    if args.backend == "torch":
+        if args.model_dir is not None:
+            raise ConfigError("--model-dir is for --backend onnx")
+        return _load_model_from_args(args)
+    if args.model_dir is None:
+        raise ConfigError("--backend onnx needs --model-dir DIR (written by `mobilevos export`)")
+    if args.checkpoint is not None or args.model is not None:
+        raise ConfigError(
+            "--backend onnx takes its model from --model-dir, not --checkpoint/--model"
+        )
+    if args.device != "cpu":
+        raise ConfigError("--backend onnx runs on the CPU: drop --device")
+    from mobilevos.engine.ort_engine import OrtEngine
+
+    return OrtEngine(args.model_dir)
+
+
 def _load_model_from_args(args: argparse.Namespace):
-    """The model named by --checkpoint, or an untrained --model preset with --untrained."""
-    from mobilevos.checkpoint import load_model
+    """The model named by --checkpoint, an untrained --model preset with --untrained, or else
+    the shipped default model."""
+    from mobilevos.checkpoint import DEFAULT_CHECKPOINT, load_model
     from mobilevos.config import get_preset
 
     if args.checkpoint is not None:
         return load_model(args.checkpoint)
     if args.model is None:
-        raise ConfigError("give --checkpoint PATH (or --model PRESET --untrained for a smoke run)")
+        if not DEFAULT_CHECKPOINT.is_file():
+            raise ConfigError(
+                "no trained default model is installed: give --checkpoint PATH "
+                "(or --model PRESET --untrained for a smoke run)"
+            )
+        return load_model()
     get_preset(args.model)  # unknown preset: one-line error
     if not args.untrained:
         raise ConfigError(
@@ -66,8 +101,8 @@ def _segment(args: argparse.Namespace) -> int:
     open_frames(args.input).close()
     open_masks(args.mask)
     device = resolve_device(args.device)
-    model = _load_model_from_args(args)
-    predictor = VOSPredictor(model, device=device, size=args.size, autocast=args.amp)
+    network = _network_from_args(args)
+    predictor = VOSPredictor(network, device=device, size=args.size, autocast=args.amp)
     result = segment_video(predictor, args.input, args.mask, args.out, args.overlay)
     print(
         f"segmented {result.frames} frames, objects {result.objects}: masks in {result.out_dir}"
@@ -92,6 +127,7 @@ def _add_segment(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--amp", action="store_true", help="autocast to fp16 (CUDA only)")
     _add_model_arguments(p)
+    _add_backend_arguments(p)
     p.set_defaults(func=_segment)
 
 
@@ -157,7 +193,7 @@ def _add_score(sub: argparse._SubParsersAction) -> None:
 def _eval(args: argparse.Namespace) -> int:
     from mobilevos.evaluate import eval_command
 
-    return eval_command(args, _load_model_from_args(args))
+    return eval_command(args, _network_from_args(args))
 
 
 def _add_eval(sub: argparse._SubParsersAction) -> None:
@@ -166,7 +202,30 @@ def _add_eval(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("eval", help="run a model over DAVIS / YouTube-VOS and score it")
     add_eval_arguments(p)
     _add_model_arguments(p)
+    _add_backend_arguments(p)
     p.set_defaults(func=_eval)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from mobilevos.export import export_command
+
+    return export_command(args, _load_model_from_args(args))
+
+
+def _add_export(sub: argparse._SubParsersAction) -> None:
+    from mobilevos.export import DEFAULT_OPSET
+
+    p = sub.add_parser("export", help="export the video model as fixed-shape ONNX graphs")
+    p.add_argument("--format", choices=["onnx"], default="onnx")
+    p.add_argument("--out", type=Path, required=True, help="folder for the graphs + manifest")
+    p.add_argument("--size", default="480x864", help="network input HxW, multiples of 16")
+    p.add_argument("--max-objects", type=int, default=3, help="objects per call (default 3)")
+    p.add_argument("--opset", type=int, default=DEFAULT_OPSET)
+    p.add_argument("--int8", action="store_true", help="static int8 quantization (ONNX Runtime)")
+    p.add_argument("--calibration", type=Path, help="video or frame folder to calibrate int8 on")
+    p.add_argument("--no-verify", action="store_true", help="skip the PyTorch/ORT comparison")
+    _add_model_arguments(p)
+    p.set_defaults(func=_export)
 
 
 def _train(args: argparse.Namespace) -> int:
@@ -206,15 +265,47 @@ def _add_demo(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_demo)
 
 
+def _bench(args: argparse.Namespace) -> int:
+    from mobilevos.bench import options_from_args, run_bench, write_outputs
+
+    report = run_bench(options_from_args(args))
+    print(write_outputs(report, args.out, args.json), end="")
+    return 0
+
+
+def _add_bench(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("bench", help="per-frame latency of the streaming predictor, side by side")
+    p.add_argument(
+        "--models", default="mobilevos-mbv2-lite,mobilevos-mbv2,mobilevos-r18,teacher-r50"
+    )
+    p.add_argument("--backends", default="torch", help="torch,torch-contiguous,onnx,onnx-int8")
+    p.add_argument("--size", default="480x854", help="clip size HxW (default 480x854)")
+    p.add_argument("--objects", default="1,3", help="object counts to measure (default 1,3)")
+    p.add_argument("--frames", type=int, default=20, help="timed frames per configuration")
+    p.add_argument("--warmup", type=int, default=3, help="untimed frames first (default 3)")
+    p.add_argument("--teacher-frames", type=int, default=5, help="timed frames of teacher-r50")
+    p.add_argument("--long", type=int, default=0, help="frames of a long-stream check (0: off)")
+    p.add_argument("--long-size", default="120x216", help="frame size of the long stream")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--amp", action="store_true", help="fp16 autocast for torch (CUDA only)")
+    p.add_argument("--threads", type=int, help="torch and ONNX Runtime threads")
+    p.add_argument("--json", type=Path, help="JSON report path (default OUT/bench.json)")
+    p.add_argument("--out", type=Path, default=Path("bench-results"), help="bench.md, bench.png")
+    p.add_argument("--quiet", action="store_true", help="no progress bars")
+    p.set_defaults(func=_bench)
+
+
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_segment,
     _add_info,
     _add_convert,
     _add_eval,
+    _add_export,
     _add_score,
     _add_train,
     _add_synth,
     _add_demo,
+    _add_bench,
 ]
 
 

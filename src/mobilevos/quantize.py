@@ -8,13 +8,13 @@ fp32, and why, is in :mod:`mobilevos.export`.
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from mobilevos.export import VERBS, read_manifest
-from mobilevos.model.network import MobileVOS
 
 QUANTIZED_OPS = ["Conv"]
 MAX_CALIBRATION_FRAMES = 24
@@ -88,20 +88,30 @@ class _Reader:
         self.position = 0
 
 
-def quantize_model_dir(
-    model: MobileVOS, fp32_dir: Path, out_dir: Path, frames: list[np.ndarray]
-) -> dict[str, Any]:
+def quantize_model_dir(fp32_dir: Path, out_dir: Path, frames: list[np.ndarray]) -> dict[str, Any]:
     """Quantize each graph of ``fp32_dir`` into ``out_dir``; returns what was done."""
-    from onnxruntime.quantization import (
-        CalibrationMethod,
-        QuantFormat,
-        QuantType,
-        quantize_static,
-    )
-
     manifest = read_manifest(fp32_dir)
     frames = frames[:MAX_CALIBRATION_FRAMES]
     feeds = record_inputs(fp32_dir, frames)
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # the quantizer logs advice on the root logger, per graph
+    try:
+        _quantize_graphs(manifest, fp32_dir, out_dir, feeds)
+    finally:
+        root.setLevel(level)
+    return {
+        "tool": "onnxruntime.quantization.quantize_static",
+        "format": "QDQ, activations uint8, weights int8 per channel, MinMax calibration",
+        "quantized_ops": QUANTIZED_OPS,
+        "calibration_frames": len(frames),
+        "calibration_calls": {verb: len(feeds[verb]) for verb in VERBS},
+    }
+
+
+def _quantize_graphs(manifest: dict, fp32_dir: Path, out_dir: Path, feeds: dict) -> None:
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
     for verb in VERBS:
         spec = manifest["graphs"][verb]
         quantize_static(
@@ -115,10 +125,3 @@ def quantize_model_dir(
             op_types_to_quantize=QUANTIZED_OPS,
             calibrate_method=CalibrationMethod.MinMax,
         )
-    return {
-        "tool": "onnxruntime.quantization.quantize_static",
-        "format": "QDQ, activations uint8, weights int8 per channel, MinMax calibration",
-        "quantized_ops": QUANTIZED_OPS,
-        "calibration_frames": len(frames),
-        "calibration_calls": {verb: len(feeds[verb]) for verb in VERBS},
-    }
