@@ -254,9 +254,7 @@ def export_onnx(
                 for verb in VERBS:
                     shutil.copy(tmp / f"{verb}.onnx", fp32_dir / f"{verb}.onnx")
                 write_manifest(fp32_dir, manifest)
-                manifest["quantization"] = quantize_model_dir(
-                    model, fp32_dir, tmp, calibration_frames
-                )
+                manifest["quantization"] = quantize_model_dir(fp32_dir, tmp, calibration_frames)
                 manifest["precision"] = "int8"
                 write_manifest(tmp, manifest)
                 if verify:
