@@ -128,3 +128,24 @@ def test_user_resnet_weights_file_loads_into_both_trunks(tmp_path):
     torch.save(resnet50().state_dict(), wrong)
     with pytest.raises(CheckpointError, match=r"resnet50\.pth \(ResNetTrunk\)"):
         build_model(get_preset("mobilevos-r18").replace(backbone_weights=str(wrong)))
+
+
+def test_default_model_is_loaded_without_a_source_and_missing_or_corrupt_is_one_line(
+    tmp_path, monkeypatch
+):
+    import mobilevos.checkpoint as ckpt_module
+
+    path = tmp_path / "assets" / "default.ckpt"
+    monkeypatch.setattr(ckpt_module, "DEFAULT_CHECKPOINT", path)
+    with pytest.raises(CheckpointError, match=r"default\.ckpt: the packaged default weights"):
+        load_model()
+    torch.manual_seed(3)
+    model = build_model(get_preset("mobilevos-tiny"))
+    save_checkpoint(model, path, meta={"steps": 7}, half=True)
+    loaded = load_model()
+    for (name, a), b in zip(model.state_dict().items(), loaded.state_dict().values(), strict=True):
+        expected = a.half().float() if a.is_floating_point() else a
+        assert torch.equal(expected, b), name  # fp16 storage, fp32 weights once loaded
+    path.write_bytes(b"not a checkpoint")
+    with pytest.raises(CheckpointError, match=r"default\.ckpt: not a readable checkpoint"):
+        load_model()

@@ -7,6 +7,9 @@ Public API::
     predictor = mv.VOSPredictor(model, device="cpu")
     labels = predictor.step(frame, mask=first_mask)
 
+    mv.export_onnx(model, "graphs/", size=(480, 864))          # or: mobilevos export
+    predictor = mv.VOSPredictor(mv.OrtEngine("graphs/"))       # the same session on ONNX Runtime
+
 The method follows Miles et al., "MobileVOS: Real-Time Video Object Segmentation - Contrastive
 Learning meets Knowledge Distillation", CVPR 2023 (arXiv:2303.07815).
 
@@ -32,6 +35,9 @@ _EXPORTS = {
     "MobileVOS": "mobilevos.model.network",
     "build_model": "mobilevos.model.network",
     "VOSPredictor": "mobilevos.predictor",
+    "TorchEngine": "mobilevos.engine",
+    "OrtEngine": "mobilevos.engine.ort_engine",
+    "export_onnx": "mobilevos.export",
 }
 
 __all__ = [
@@ -39,10 +45,13 @@ __all__ = [
     "MobileVOS",
     "MobileVOSError",
     "ModelConfig",
+    "OrtEngine",
+    "TorchEngine",
     "VOSPredictor",
     "__version__",
     "available_presets",
     "build_model",
+    "export_onnx",
     "get_preset",
     "load_model",
     "save_checkpoint",
@@ -51,7 +60,10 @@ __all__ = [
 if TYPE_CHECKING:
     from mobilevos.checkpoint import load_model, save_checkpoint
     from mobilevos.config import MemoryConfig, ModelConfig, available_presets, get_preset
+    from mobilevos.engine import TorchEngine
+    from mobilevos.engine.ort_engine import OrtEngine
     from mobilevos.errors import MobileVOSError
+    from mobilevos.export import export_onnx
     from mobilevos.model.network import MobileVOS, build_model
     from mobilevos.predictor import VOSPredictor
 
