@@ -672,3 +672,19 @@ def test_demo_writes_clip_masks_and_overlay(tmp_path: Path, capsys) -> None:
     first = read_label_image(out / "first.png")
     assert first.shape == (240, 432) and first.any()
     np.testing.assert_array_equal(masks["00000"], first)
+
+
+def test_segment_without_checkpoint_uses_the_packaged_default(
+    clip: Clip, tiny_checkpoint: Path, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    import mobilevos.checkpoint as checkpoint_module
+
+    monkeypatch.setattr(checkpoint_module, "DEFAULT_CHECKPOINT", tmp_path / "missing.ckpt")
+    argv = segment_argv(clip.source("mp4"), clip.mask0, tmp_path / "a")
+    assert_user_error(run_cli(capsys, *argv), "no trained default model is installed")
+    monkeypatch.setattr(checkpoint_module, "DEFAULT_CHECKPOINT", tiny_checkpoint)
+    result = run_cli(capsys, *segment_argv(clip.source("mp4"), clip.mask0, tmp_path / "b"))
+    assert result.code == 0, result.err
+    expected = reference_labels(tiny_checkpoint, clip.source("mp4"), {0: clip.labels[0]})
+    for labels, want in zip(read_outputs(tmp_path / "b").values(), expected, strict=True):
+        np.testing.assert_array_equal(labels, want)
