@@ -25,10 +25,10 @@ from mobilevos.bench import (
     STAGES,
     TEACHER,
     BenchOptions,
-    _onnx_api,
     add_speedups,
     count_flops,
 )
+from mobilevos.bench.timing import _onnx_api
 from mobilevos.cli import main
 from mobilevos.errors import ConfigError
 
