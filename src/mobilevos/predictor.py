@@ -254,7 +254,9 @@ class VOSPredictor:
                 out = _impose(out, given.onehot, given.channels, given.claimed.float())
             self._probabilities = out
             ids = torch.tensor([0, *self._ids], dtype=torch.uint8, device=out.device)
-            labels = ids[out.argmax(dim=0)].cpu().numpy()
+            # max().indices, not argmax(): the same first-maximum rule, but argmax over dim 0
+            # took 80 ms at 480x854 on the CPU (torch 2.14) against 4 ms.
+            labels = ids[out.max(dim=0).indices].cpu().numpy()
         return labels
 
     def _predict(self, query: QueryFeatures, size: tuple[int, int]) -> Tensor:
