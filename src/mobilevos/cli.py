@@ -132,7 +132,13 @@ def _add_segment(sub: argparse._SubParsersAction) -> None:
 
 
 def _info(args: argparse.Namespace) -> int:
-    from mobilevos.info import describe_checkpoint, describe_model, latency_table, preset_table
+    from mobilevos.info import (
+        describe_checkpoint,
+        describe_default_model,
+        describe_model,
+        latency_table,
+        preset_table,
+    )
 
     if args.checkpoint is not None:
         print(describe_checkpoint(args.checkpoint))
@@ -140,6 +146,7 @@ def _info(args: argparse.Namespace) -> int:
         print(describe_model(args.model))
     else:
         print(preset_table())
+        print(describe_default_model())
     if args.latency:
         names = [args.model] if args.model else None
         print(latency_table(names, size=args.size, frames=args.frames, device=args.device))

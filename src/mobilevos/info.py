@@ -9,7 +9,7 @@ from pathlib import Path
 
 import torch
 
-from mobilevos.checkpoint import read_checkpoint
+from mobilevos.checkpoint import DEFAULT_CHECKPOINT, read_checkpoint
 from mobilevos.config import PAPER_PARAMETERS, available_presets, get_preset
 from mobilevos.device import resolve_device, synchronize
 from mobilevos.engine import TorchEngine
@@ -79,6 +79,25 @@ def describe_checkpoint(path: str | Path) -> str:
             f"{path}: {ckpt.config.name}, {params / 1e6:.3f} M parameters",
             "config: " + json.dumps(ckpt.config.to_dict()),
             "meta: " + json.dumps(ckpt.meta, default=str),
+        ]
+    )
+
+
+def describe_default_model() -> str:
+    """What the shipped default model is and how it was trained, or that none is installed."""
+    if not DEFAULT_CHECKPOINT.is_file():
+        return f"default model: none installed ({DEFAULT_CHECKPOINT} is missing)"
+    meta = read_checkpoint(DEFAULT_CHECKPOINT).meta
+    scores = ", ".join(f"{k} {v:.3f}" for k, v in meta.get("held_out_jf", {}).items())
+    minutes = meta.get("train_seconds", 0) / 60
+    return "\n".join(
+        [
+            f"default model ({DEFAULT_CHECKPOINT.name}): {meta.get('recipe', {}).get('model')}, "
+            f"{meta.get('steps')} steps ({minutes:.0f} CPU minutes) of {meta.get('stage')}, "
+            f"{meta.get('clip_length')}-frame clips, {meta.get('crop')} px crops",
+            f"  data: {meta.get('data')}",
+            f"  held-out J&F: {scores or 'not measured'}",
+            "  recipe and every field: mobilevos info --checkpoint " + str(DEFAULT_CHECKPOINT),
         ]
     )
 
