@@ -185,3 +185,42 @@ def test_channels_last_engine_matches_contiguous(two_object_mask):
         a, b = plain.step(frame, mask=mask), fast.step(frame, mask=mask)
         torch.testing.assert_close(plain.probabilities, fast.probabilities, atol=1e-5, rtol=1e-4)
         assert (a == b).mean() > 0.99  # argmax may flip where two classes (nearly) tie
+
+
+@pytest.mark.parametrize("memory", [None, MemoryConfig(pinned=2, recent=2, write_every=2)])
+def test_training_unroll_equals_streaming_with_an_object_entering_mid_clip(tiny_model, memory):
+    """Object 7 is given on frame 2: the unroll (entry=[0, 2]) must match the session."""
+    frames = random_frames(6, 37, 53, seed=4)
+    labels = np.zeros((37, 53), dtype=np.uint8)
+    labels[4:18, 5:25] = 3
+    later = np.zeros_like(labels)
+    later[20:34, 28:50] = 7
+    predictor = VOSPredictor(tiny_model, size=40, memory=memory)
+    streamed = []
+    for t, frame in enumerate(frames):
+        predictor.step(frame, mask={0: labels, 2: later}.get(t))
+        if t:
+            prob = predictor.probabilities
+            streamed.append(torch.cat([prob, prob.new_zeros(3 - len(prob), *prob.shape[1:])]))
+
+    geometry = FrameGeometry.for_frame(37, 53, 40)
+    clip = torch.from_numpy(frames).permute(0, 3, 1, 2).float() / 255
+    clip = normalize_image(geometry.to_network(clip, "bilinear"))[None]
+    onehot = torch.stack([torch.from_numpy(labels == 3), torch.from_numpy(later == 7)])
+    masks = geometry.to_network(onehot.float()[None], "area")
+    with torch.no_grad():
+        out = unroll_clip(TorchEngine(tiny_model), clip, masks, None, memory, entry=[0, 2])
+    prob = geometry.to_input(torch.softmax(out.logits[0], dim=1))
+    # Frame 2's output differs on purpose: the session imposes the given mask again at the
+    # input size; what it wrote to memory is the same, as the later frames show.
+    later_frames = [0, 2, 3, 4]
+    torch.testing.assert_close(
+        torch.stack(streamed)[later_frames], prob[later_frames], atol=1e-5, rtol=1e-4
+    )
+    assert out.hidden is None  # not every frame decodes every object
+
+
+def test_unroll_refuses_entry_frames_out_of_order(tiny_model):
+    clip, masks = torch.zeros(1, 3, 3, 32, 32), torch.zeros(1, 2, 32, 32)
+    with pytest.raises(ValueError, match="non-decreasing"):
+        unroll_clip(TorchEngine(tiny_model), clip, masks, entry=[2, 0])

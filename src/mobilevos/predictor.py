@@ -31,6 +31,7 @@ from mobilevos.config import MemoryConfig
 from mobilevos.device import resolve_device, synchronize
 from mobilevos.engine import FrameEngine, TorchEngine
 from mobilevos.errors import ConfigError, InputError
+from mobilevos.given import impose_masks
 from mobilevos.io import VOID_LABEL
 from mobilevos.memory import MemoryBank
 from mobilevos.model.encoders import QueryFeatures
@@ -240,7 +241,7 @@ class VOSPredictor:
                 self._ids.extend(given.new_ids)
                 net_given = geometry.to_network(given.onehot[None], "area")[0]
                 claimed = given.claimed[None, None].float()
-                prob = _impose(
+                prob = impose_masks(
                     prob, net_given, given.channels, geometry.to_network(claimed, "area")[0, 0]
                 )
         slot = self.memory.slot_for(self.frame_index, annotated=given is not None)
@@ -251,7 +252,7 @@ class VOSPredictor:
         with timer("postprocess"):
             out = geometry.to_input(prob[None].float())[0]
             if given is not None:
-                out = _impose(out, given.onehot, given.channels, given.claimed.float())
+                out = impose_masks(out, given.onehot, given.channels, given.claimed.float())
             self._probabilities = out
             ids = torch.tensor([0, *self._ids], dtype=torch.uint8, device=out.device)
             # max().indices, not argmax(): the same first-maximum rule, but argmax over dim 0
@@ -332,31 +333,3 @@ class _GivenMask:
     channels: list[int]
     onehot: Tensor
     claimed: Tensor
-
-
-def _impose(prob: Tensor, onehot: Tensor, channels: list[int], claimed: Tensor) -> Tensor:
-    """Overwrite the given objects' channels with the user's mask, keeping a distribution.
-
-    Where the mask is not void, each given object's probability becomes the mask, and the
-    other channels share what is left in their predicted proportions. Void pixels keep the
-    prediction, except that new objects (which have no prediction) stay at zero there.
-
-    Shapes: prob (K+1, H, W) over tracked objects (new objects may be missing at the end);
-    onehot (K+1, H, W); claimed (H, W) in [0, 1].
-    """
-    if prob.shape[0] < onehot.shape[0]:
-        pad = prob.new_zeros(onehot.shape[0] - prob.shape[0], *prob.shape[1:])
-        prob = torch.cat([prob, pad])
-    given = torch.zeros(prob.shape[0], dtype=torch.bool, device=prob.device)
-    given[channels] = True
-    target = onehot.to(prob.dtype)
-    mass = target[given].sum(dim=0).clamp(max=1)
-    rest = prob * (~given)[:, None, None]
-    rest_sum = rest.sum(dim=0)
-    # Share the mass left by the given objects among the others; if they predicted nothing
-    # there, it goes to the background.
-    fallback = torch.zeros_like(rest)
-    fallback[0] = 1
-    share = torch.where(rest_sum > 1e-6, rest / rest_sum.clamp(min=1e-6), fallback)
-    imposed = torch.where(given[:, None, None], target, share * (1 - mass))
-    return claimed * imposed + (1 - claimed) * prob
