@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -101,8 +102,9 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, default=250, help="steps between evaluations")
     args = parser.parse_args()
     started = time.monotonic()
+    os.chdir(ROOT)  # the recipes' data and run folders are relative to the repository
     run_dir = CAMPAIGN / args.stage
-    config = load_train_config(STAGES[args.stage], [f"out_dir={run_dir}"])
+    config = load_train_config(STAGES[args.stage], [f"out_dir={run_dir.relative_to(ROOT)}"])
     trainer = Trainer(config, resume=(run_dir / "last.pt").is_file())
     log_path = CAMPAIGN / "history.jsonl"
     records = history(log_path)

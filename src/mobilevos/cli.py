@@ -19,8 +19,8 @@ from mobilevos.errors import ConfigError, MobileVOSError
 log = logging.getLogger("mobilevos")
 
 UNTRAINED_WARNING = (
-    "WARNING: {name} is an untrained model (no trained mobilevos weights ship yet); "
-    "its masks are MEANINGLESS and only show that the pipeline runs."
+    "WARNING: {name} is an untrained preset (trained weights: the default model, or "
+    "--checkpoint); its masks are MEANINGLESS and only show that the pipeline runs."
 )
 
 
@@ -266,7 +266,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _add_demo(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="segment a generated clip end to end (untrained model)")
+    p = sub.add_parser("demo", help="segment a generated clip end to end (the default model)")
     p.add_argument("--out", type=Path, default=Path("demo"))
     p.add_argument("--device", default="cpu")
     p.set_defaults(func=_demo)

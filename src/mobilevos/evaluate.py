@@ -28,6 +28,7 @@ from mobilevos.data.davis import DavisDataset
 from mobilevos.data.ytvos import YouTubeVOSDataset
 from mobilevos.device import resolve_device
 from mobilevos.distributed import DistributedContext, init_distributed, shutdown_distributed
+from mobilevos.engine import FrameEngine
 from mobilevos.errors import ConfigError
 from mobilevos.io import atomic_dir, atomic_path, write_palette_png
 from mobilevos.model.network import MobileVOS
@@ -101,7 +102,7 @@ def write_submission_zip(out_dir: str | Path) -> Path:
 
 
 def run_eval(
-    model: MobileVOS,
+    model: MobileVOS | FrameEngine,
     dataset: str,
     root: str | Path,
     split: str,
@@ -115,6 +116,9 @@ def run_eval(
     progress: bool = True,
 ):
     """Predict (this rank's share of) a benchmark split, then score or package on rank 0.
+
+    ``model`` is a network (run by PyTorch on ``device``) or an engine such as an
+    :class:`~mobilevos.engine.ort_engine.OrtEngine` (``mobilevos eval --backend onnx``).
 
     Returns the DAVIS result (rank 0), the submission zip path (YouTube-VOS, rank 0), or None.
     """
@@ -159,7 +163,7 @@ def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def eval_command(args: argparse.Namespace, model: MobileVOS) -> int:
+def eval_command(args: argparse.Namespace, model: MobileVOS | FrameEngine) -> int:
     """``mobilevos eval`` after the CLI has loaded the model."""
     from mobilevos.scoring import format_davis_table, write_davis_csvs, write_report
 
@@ -167,7 +171,7 @@ def eval_command(args: argparse.Namespace, model: MobileVOS) -> int:
     subset = None if args.sequences is None else [s for s in args.sequences.split(",") if s]
     memory = None
     if args.pinned is not None:
-        base = model.config.memory
+        base = model.config.memory if isinstance(model, MobileVOS) else model.memory
         memory = MemoryConfig(args.pinned, base.recent, base.write_every)
     context = init_distributed(resolve_device(args.device))
     try:
