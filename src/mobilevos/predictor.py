@@ -101,7 +101,8 @@ class VOSPredictor:
             such as :class:`~mobilevos.engine.ort_engine.OrtEngine` (then ``device``,
             ``autocast`` and ``channels_last`` stay at their defaults: the engine has its own).
         device: "cpu", "cuda", "cuda:1", "mps", ...
-        size: short side of the network input (None keeps the input size).
+        size: short side of the network input (None keeps the input size). Engines with a
+            fixed input size (exported graphs) fit every frame into that size instead.
         memory: override the network's memory policy (e.g. more pinned slots for videos whose
             objects enter late).
         autocast: run the networks under autocast (CUDA only; the readout stays fp32).
