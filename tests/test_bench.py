@@ -13,7 +13,6 @@ import contextlib
 import io
 import json
 import math
-import sys
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -28,9 +27,7 @@ from mobilevos.bench import (
     add_speedups,
     count_flops,
 )
-from mobilevos.bench.timing import _onnx_api
 from mobilevos.cli import main
-from mobilevos.errors import ConfigError
 
 MODEL = "mobilevos-tiny"
 BACKENDS = ("torch", "torch-contiguous")
@@ -232,13 +229,6 @@ def test_teacher_runs_fewer_timed_frames() -> None:
     assert options.timed_frames(TEACHER) == 5
     assert options.timed_frames(MODEL) == 20
     assert BenchOptions(models=(MODEL,), frames=3, teacher_frames=5).timed_frames(TEACHER) == 3
-
-
-def test_onnx_backend_without_export_is_a_config_error(monkeypatch) -> None:
-    monkeypatch.setitem(sys.modules, "mobilevos.export", None)
-    monkeypatch.setitem(sys.modules, "mobilevos.engine.ort_engine", None)
-    with pytest.raises(ConfigError, match=r"backend onnx needs mobilevos.export \(not available\)"):
-        _onnx_api("onnx")
 
 
 # ------------------------------------------------------------------------------ CLI errors

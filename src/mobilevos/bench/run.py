@@ -15,7 +15,6 @@ from mobilevos.bench.options import BenchOptions
 from mobilevos.bench.report import add_speedups, describe_run, summarize
 from mobilevos.bench.timing import (
     PredictorFactory,
-    _onnx_api,
     build_runs,
     make_clip,
     network_size,
@@ -32,9 +31,6 @@ def run_bench(options: BenchOptions) -> dict[str, Any]:
     Torch's thread count is set to ``options.threads`` for the run and restored after.
     """
     device = resolve_device(options.device)
-    for backend in options.backends:
-        if backend.startswith("onnx"):
-            _onnx_api(backend)  # fail before any work
     previous_threads = torch.get_num_threads()
     if options.threads is not None:
         torch.set_num_threads(options.threads)

@@ -20,7 +20,9 @@ from mobilevos.bench.costs import current_rss_mb, matmul_flops_per_s, new_model,
 from mobilevos.bench.options import BenchOptions
 from mobilevos.data.synth import SynthConfig, SynthVideo, render_video
 from mobilevos.engine import FrameEngine
+from mobilevos.engine.ort_engine import OrtEngine
 from mobilevos.errors import ConfigError
+from mobilevos.export import export_onnx
 from mobilevos.io import Frame, open_frames
 from mobilevos.model.network import MobileVOS
 from mobilevos.predictor import FrameGeometry, VOSPredictor
@@ -115,7 +117,6 @@ class PredictorFactory:
 
         The int8 graphs are calibrated on the clip's first frames.
         """
-        export_onnx, ort_engine = _onnx_api(backend)
         height, width = clip.frames.shape[1:3]
         model_dir = self.workdir / f"{name}-{backend}-k{objects}-{height}x{width}"
         int8 = backend == "onnx-int8"
@@ -129,19 +130,7 @@ class PredictorFactory:
             verify=False,
         )
         threads = self.options.threads
-        return ort_engine(model_dir) if threads is None else ort_engine(model_dir, threads=threads)
-
-
-def _onnx_api(backend: str) -> tuple[Any, Any]:
-    """(export_onnx, OrtEngine), imported only when an ONNX backend is asked for."""
-    try:
-        from mobilevos.engine.ort_engine import OrtEngine
-        from mobilevos.export import export_onnx
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("mobilevos.export", "mobilevos.engine.ort_engine"):
-            raise
-        raise ConfigError(f"backend {backend} needs mobilevos.export (not available)") from None
-    return export_onnx, OrtEngine
+        return OrtEngine(model_dir, threads=threads)
 
 
 # ------------------------------------------------------------------------ interleaved timing

@@ -5,8 +5,9 @@ students); a recipe says which data, which model, which teacher and which loss w
 
 * The student unrolls each clip with :func:`~mobilevos.engine.unroll_clip` (through
   :class:`~mobilevos.engine.ClipModel`, what DistributedDataParallel wraps): the same verbs,
-  readout and memory policy as streaming inference. It stays in eval mode, which freezes BatchNorm statistics as STCN does;
-  gradients still flow to every weight, BatchNorm's affine parameters included.
+  readout and memory policy as streaming inference. It stays in eval mode, which freezes
+  BatchNorm statistics as STCN does; gradients still flow to every weight, BatchNorm's affine
+  parameters included.
 * A teacher (ours, or STCN converted with ``mobilevos convert stcn``) runs frozen, in eval mode,
   over the same clip with its own memory; see :class:`~mobilevos.train.config.TeacherConfig`.
 * Every sample is a pure function of (seed, epoch, index, max skip) and the pixel sampling of
