@@ -171,3 +171,16 @@ def test_cli_export_segment_and_errors(tmp_path, capsys):
     assert main(["export", *args[:-2], "--out", str(tmp_path / "q"), "--int8"]) == 2
     assert "needs calibration frames" in capsys.readouterr().err
     assert not (tmp_path / "q").exists()
+
+
+def test_int8_calibration_accepts_frames_of_several_sizes(model, tmp_path):
+    from mobilevos.quantize import record_inputs
+
+    export_onnx(copy.deepcopy(model), tmp_path / "graphs", SIZE, 2, verify=False)
+    frames = [
+        *render_video(4, SynthConfig(*SIZE, num_frames=3)).frames,
+        *render_video(3, SynthConfig(48, 80, num_frames=3)).frames,
+    ]
+    feeds = record_inputs(tmp_path / "graphs", frames)
+    assert len(feeds["encode_query"]) == 6  # two sessions of three frames, both fitted to SIZE
+    assert all(f["image"].shape == (1, 3, *SIZE) for f in feeds["encode_query"])

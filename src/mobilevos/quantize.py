@@ -32,7 +32,11 @@ def calibration_mask(height: int, width: int) -> np.ndarray:
 
 
 def record_inputs(fp32_dir: Path, frames: list[np.ndarray]) -> dict[str, list[dict]]:
-    """Every verb call's inputs, as ONNX Runtime feeds, over a session on ``frames``."""
+    """Every verb call's inputs, as ONNX Runtime feeds, over a session on ``frames``.
+
+    Frames of another size than the one before start a new session, so a calibration folder
+    may mix videos and image sizes.
+    """
     import torch
 
     from mobilevos.engine.ort_engine import OrtEngine, _numpy
@@ -41,10 +45,14 @@ def record_inputs(fp32_dir: Path, frames: list[np.ndarray]) -> dict[str, list[di
 
     recorder = RecordingEngine(OrtEngine(fp32_dir))
     predictor = VOSPredictor(recorder)
-    first = frames[0]
+    size = None
     with torch.inference_mode():
-        for t, frame in enumerate(frames):
-            mask = calibration_mask(*first.shape[:2]) if t == 0 else None
+        for frame in frames:
+            mask = None
+            if frame.shape[:2] != size:  # a new video (or image size): a new session
+                size = frame.shape[:2]
+                predictor.reset()
+                mask = calibration_mask(*size)
             predictor.step(frame, mask=mask)
     engine = recorder.engine
     feeds: dict[str, list[dict]] = {verb: [] for verb in VERBS}
