@@ -48,6 +48,7 @@ from torch import Tensor, nn
 import mobilevos
 from mobilevos.errors import ConfigError, ExportError
 from mobilevos.io import atomic_dir
+from mobilevos.model.encoders import QueryFeatures
 from mobilevos.model.network import IMAGENET_MEAN, IMAGENET_STD, STRIDE, MobileVOS
 
 log = logging.getLogger(__name__)
@@ -97,8 +98,6 @@ class _SegmentGraph(nn.Module):
         valid: Tensor,
         present: Tensor,
     ) -> Tensor:
-        from mobilevos.model.encoders import QueryFeatures
-
         query = QueryFeatures(key, value, key, f8, f4)  # f16 is not read by the decoder
         readout = self.model.read(query, memory_keys, memory_values, valid)
         return self.model.decode(query, readout, present).logits
