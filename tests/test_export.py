@@ -14,7 +14,8 @@ from mobilevos.config import MemoryConfig, get_preset
 from mobilevos.data.synth import SynthConfig, render_video
 from mobilevos.engine.ort_engine import OrtEngine
 from mobilevos.errors import ConfigError, ExportError, InputError
-from mobilevos.export import VERBS, export_onnx, read_manifest, verify_export
+from mobilevos.export import export_onnx, verify_export
+from mobilevos.manifest import VERBS, read_manifest
 from mobilevos.model.network import build_model
 from mobilevos.predictor import VOSPredictor
 from mobilevos.verify import compare_backends

@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import logging
 import shutil
 import tempfile
@@ -48,15 +47,20 @@ from torch import Tensor, nn
 import mobilevos
 from mobilevos.errors import ConfigError, ExportError
 from mobilevos.io import atomic_dir
+from mobilevos.manifest import (
+    GRAPH_OUTPUTS,
+    MANIFEST_VERSION,
+    VERBS,
+    read_manifest,
+    write_manifest,
+)
 from mobilevos.model.encoders import QueryFeatures
 from mobilevos.model.network import IMAGENET_MEAN, IMAGENET_STD, STRIDE, MobileVOS
+from mobilevos.quantize import quantize_model_dir
+from mobilevos.verify import compare_backends
 
 log = logging.getLogger(__name__)
 
-MANIFEST_VERSION = 1
-MANIFEST = "manifest.json"
-VERBS = ("encode_query", "encode_value", "segment")
-QUERY_OUTPUTS = ("key", "value", "f16", "f8", "f4")
 DEFAULT_OPSET = 17
 # Verification tolerances: fp32 graphs match PyTorch to float rounding; int8 is judged on masks.
 FP32_MAX_ABS = 2e-3
@@ -125,9 +129,6 @@ def graph_inputs(model: MobileVOS, size: tuple[int, int], max_objects: int, slot
             "present": torch.ones(1, k, dtype=torch.bool),
         },
     }
-
-
-GRAPH_OUTPUTS = {"encode_query": QUERY_OUTPUTS, "encode_value": ("values",), "segment": ("logits",)}
 
 
 def _export_graph(module: nn.Module, inputs: dict[str, Tensor], outputs, path: Path, opset: int):
@@ -246,8 +247,6 @@ def export_onnx(
         }
         write_manifest(tmp, manifest)
         if int8:
-            from mobilevos.quantize import quantize_model_dir
-
             fp32_dir = Path(tempfile.mkdtemp(prefix=".fp32.", dir=tmp.parent))
             try:
                 for verb in VERBS:
@@ -300,32 +299,6 @@ def export_command(args: argparse.Namespace, model: MobileVOS) -> int:
     return 0
 
 
-def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
-    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
-
-
-def read_manifest(folder: str | Path) -> dict[str, Any]:
-    """Read and check ``manifest.json``; a missing or malformed one is a one-line InputError."""
-    from mobilevos.errors import InputError
-
-    path = Path(folder) / MANIFEST
-    if not path.is_file():
-        raise InputError(path, "no manifest.json here: not an exported model folder")
-    try:
-        manifest = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise InputError(path, f"not valid JSON ({exc.msg}, line {exc.lineno})") from None
-    if not isinstance(manifest, dict) or manifest.get("format_version") != MANIFEST_VERSION:
-        raise InputError(path, f"not a mobilevos manifest of format {MANIFEST_VERSION}")
-    missing = [
-        k for k in ("graphs", "memory", "input_size", "max_objects", "model_config")
-        if k not in manifest
-    ]  # fmt: skip
-    if missing or sorted(manifest["graphs"]) != sorted(VERBS):
-        raise InputError(path, f"manifest lacks {', '.join(missing) or 'one graph per verb'}")
-    return manifest
-
-
 def _check_graph(path: Path) -> None:
     import onnx
 
@@ -343,8 +316,6 @@ def verify_export(
     Returns per-output max abs differences (fp32 only) and per-frame mask IoUs; raises
     :class:`ExportError` beyond tolerance.
     """
-    from mobilevos.verify import compare_backends
-
     report = compare_backends(model, model_dir, reference_dir)
     ious = report["frame_iou"]
     if reference_dir is None:

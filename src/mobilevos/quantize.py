@@ -13,8 +13,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
-from mobilevos.export import VERBS, read_manifest
+from mobilevos.engine.ort_engine import OrtEngine, to_numpy
+from mobilevos.manifest import VERBS, read_manifest
+from mobilevos.predictor import VOSPredictor
+from mobilevos.verify import RecordingEngine
 
 QUANTIZED_OPS = ["Conv"]
 MAX_CALIBRATION_FRAMES = 24
@@ -37,12 +41,6 @@ def record_inputs(fp32_dir: Path, frames: list[np.ndarray]) -> dict[str, list[di
     Frames of another size than the one before start a new session, so a calibration folder
     may mix videos and image sizes.
     """
-    import torch
-
-    from mobilevos.engine.ort_engine import OrtEngine, _numpy
-    from mobilevos.predictor import VOSPredictor
-    from mobilevos.verify import RecordingEngine
-
     recorder = RecordingEngine(OrtEngine(fp32_dir))
     predictor = VOSPredictor(recorder)
     size = None
@@ -61,7 +59,7 @@ def record_inputs(fp32_dir: Path, frames: list[np.ndarray]) -> dict[str, list[di
             feed = {"image": args[0]}
         elif verb == "encode_value":
             image, query, masks = args
-            feed = {"image": image, "f16": query.f16, "masks": engine._pad(masks, 1)}
+            feed = {"image": image, "f16": query.f16, "masks": engine.pad_objects(masks, 1)}
         else:
             query, keys, values, valid, _ = args
             k = values.shape[1]
@@ -72,11 +70,11 @@ def record_inputs(fp32_dir: Path, frames: list[np.ndarray]) -> dict[str, list[di
                 "f8": query.f8,
                 "f4": query.f4,
                 "memory_keys": keys,
-                "memory_values": engine._pad(values, 1),
-                "valid": engine._pad(valid, 1),
-                "present": engine._pad(present, 1),
+                "memory_values": engine.pad_objects(values, 1),
+                "valid": engine.pad_objects(valid, 1),
+                "present": engine.pad_objects(present, 1),
             }
-        feeds[verb].append({name: _numpy(x) for name, x in feed.items()})
+        feeds[verb].append({name: to_numpy(x) for name, x in feed.items()})
     return feeds
 
 

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from mobilevos.engine import FrameEngine, TorchEngine
+from mobilevos.engine.ort_engine import OrtEngine
 from mobilevos.model.network import MobileVOS, Segmentation
 from mobilevos.predictor import VOSPredictor
 
@@ -129,8 +130,6 @@ def compare_backends(
     model: MobileVOS, model_dir: Path, reference_dir: Path | None = None
 ) -> dict[str, Any]:
     """PyTorch (or the graphs in ``reference_dir``) against the graphs in ``model_dir``."""
-    from mobilevos.engine.ort_engine import OrtEngine
-
     candidate = OrtEngine(model_dir)
     if reference_dir is None:
         reference: FrameEngine = TorchEngine(model.eval().cpu())

@@ -21,7 +21,7 @@ from torch import Tensor
 
 from mobilevos.config import MemoryConfig, ModelConfig
 from mobilevos.errors import ConfigError, ExportError
-from mobilevos.export import GRAPH_OUTPUTS, VERBS, read_manifest
+from mobilevos.manifest import GRAPH_OUTPUTS, VERBS, read_manifest
 from mobilevos.model.encoders import QueryFeatures
 from mobilevos.model.network import Segmentation
 
@@ -83,7 +83,9 @@ class OrtEngine:
 
     def encode_value(self, image: Tensor, query: QueryFeatures, masks: Tensor) -> Tensor:
         k = masks.shape[1]
-        (values,) = self._run("encode_value", image=image, f16=query.f16, masks=self._pad(masks, 1))
+        (values,) = self._run(
+            "encode_value", image=image, f16=query.f16, masks=self.pad_objects(masks, 1)
+        )
         return values[:, :k]
 
     def segment(
@@ -104,13 +106,13 @@ class OrtEngine:
             f8=query.f8,
             f4=query.f4,
             memory_keys=keys,
-            memory_values=self._pad(values, 1),
-            valid=self._pad(valid, 1),
-            present=self._pad(present, 1),
+            memory_values=self.pad_objects(values, 1),
+            valid=self.pad_objects(valid, 1),
+            present=self.pad_objects(present, 1),
         )
         return Segmentation(logits[:, : k + 1], None)
 
-    def _pad(self, x: Tensor, dim: int) -> Tensor:
+    def pad_objects(self, x: Tensor, dim: int) -> Tensor:
         """Pad the object dimension with zeros (False) up to the exported object count."""
         assert self.max_objects is not None
         missing = self.max_objects - x.shape[dim]
@@ -125,12 +127,13 @@ class OrtEngine:
         return torch.cat([x, x.new_zeros(shape)], dim=dim)
 
     def _run(self, verb: str, **inputs: Tensor) -> list[Tensor]:
-        feeds = {name: _numpy(x) for name, x in inputs.items()}
+        feeds = {name: to_numpy(x) for name, x in inputs.items()}
         outs = self.sessions[verb].run(list(GRAPH_OUTPUTS[verb]), feeds)
         return [torch.from_numpy(o) for o in outs]
 
 
-def _numpy(x: Tensor) -> np.ndarray:
+def to_numpy(x: Tensor) -> np.ndarray:
+    """An ONNX Runtime feed: float32 (or bool), contiguous, on the host."""
     x = x.detach()
     if x.dtype not in (torch.float32, torch.bool):
         x = x.float()

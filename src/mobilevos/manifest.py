@@ -1,0 +1,45 @@
+"""``manifest.json``: what a folder of exported graphs holds, read and written in one place.
+
+The exporter (:mod:`mobilevos.export`) writes it; every host that runs the graphs
+(:class:`~mobilevos.engine.ort_engine.OrtEngine`, the web page) reads it. It names one graph per
+verb with its inputs and outputs (names, shapes, dtypes), the memory capacity and write
+policy, the preprocessing constants, the model config and a hash of the weights.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from mobilevos.errors import InputError
+
+MANIFEST_VERSION = 1
+MANIFEST = "manifest.json"
+VERBS = ("encode_query", "encode_value", "segment")
+QUERY_OUTPUTS = ("key", "value", "f16", "f8", "f4")
+GRAPH_OUTPUTS = {"encode_query": QUERY_OUTPUTS, "encode_value": ("values",), "segment": ("logits",)}
+
+
+def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
+    (folder / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n")
+
+
+def read_manifest(folder: str | Path) -> dict[str, Any]:
+    """Read and check ``manifest.json``; a missing or malformed one is a one-line InputError."""
+    path = Path(folder) / MANIFEST
+    if not path.is_file():
+        raise InputError(path, "no manifest.json here: not an exported model folder")
+    try:
+        manifest = json.loads(path.read_text())
+    except json.JSONDecodeError as exc:
+        raise InputError(path, f"not valid JSON ({exc.msg}, line {exc.lineno})") from None
+    if not isinstance(manifest, dict) or manifest.get("format_version") != MANIFEST_VERSION:
+        raise InputError(path, f"not a mobilevos manifest of format {MANIFEST_VERSION}")
+    missing = [
+        k for k in ("graphs", "memory", "input_size", "max_objects", "model_config")
+        if k not in manifest
+    ]  # fmt: skip
+    if missing or sorted(manifest["graphs"]) != sorted(VERBS):
+        raise InputError(path, f"manifest lacks {', '.join(missing) or 'one graph per verb'}")
+    return manifest
