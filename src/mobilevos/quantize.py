@@ -15,10 +15,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from mobilevos.engine.ort_engine import OrtEngine, to_numpy
+from mobilevos.engine.ort_engine import OrtEngine
 from mobilevos.manifest import VERBS, read_manifest
 from mobilevos.predictor import VOSPredictor
-from mobilevos.verify import RecordingEngine
 
 QUANTIZED_OPS = ["Conv"]
 MAX_CALIBRATION_FRAMES = 24
@@ -41,8 +40,9 @@ def record_inputs(fp32_dir: Path, frames: list[np.ndarray]) -> dict[str, list[di
     Frames of another size than the one before start a new session, so a calibration folder
     may mix videos and image sizes.
     """
-    recorder = RecordingEngine(OrtEngine(fp32_dir))
-    predictor = VOSPredictor(recorder)
+    engine = OrtEngine(fp32_dir)
+    engine.feed_log = {verb: [] for verb in VERBS}
+    predictor = VOSPredictor(engine)
     size = None
     with torch.inference_mode():
         for frame in frames:
@@ -52,30 +52,7 @@ def record_inputs(fp32_dir: Path, frames: list[np.ndarray]) -> dict[str, list[di
                 predictor.reset()
                 mask = calibration_mask(*size)
             predictor.step(frame, mask=mask)
-    engine = recorder.engine
-    feeds: dict[str, list[dict]] = {verb: [] for verb in VERBS}
-    for verb, args, _ in recorder.calls:
-        if verb == "encode_query":
-            feed = {"image": args[0]}
-        elif verb == "encode_value":
-            image, query, masks = args
-            feed = {"image": image, "f16": query.f16, "masks": engine.pad_objects(masks, 1)}
-        else:
-            query, keys, values, valid, _ = args
-            k = values.shape[1]
-            present = torch.ones(1, k, dtype=torch.bool)
-            feed = {
-                "key": query.key,
-                "value": query.value,
-                "f8": query.f8,
-                "f4": query.f4,
-                "memory_keys": keys,
-                "memory_values": engine.pad_objects(values, 1),
-                "valid": engine.pad_objects(valid, 1),
-                "present": engine.pad_objects(present, 1),
-            }
-        feeds[verb].append({name: to_numpy(x) for name, x in feed.items()})
-    return feeds
+    return engine.feed_log
 
 
 class _Reader:

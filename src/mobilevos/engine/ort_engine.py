@@ -69,6 +69,8 @@ class OrtEngine:
         self.config = ModelConfig.from_dict(self.manifest["model_config"])
         self.device = torch.device("cpu")
         self.precision = self.manifest.get("precision", "fp32")
+        # When a dict, every graph's feeds are appended to it by verb (int8 calibration).
+        self.feed_log: dict[str, list[dict[str, np.ndarray]]] | None = None
 
     def check_memory(self, memory: MemoryConfig) -> None:
         if memory.capacity != self.memory.capacity:
@@ -83,9 +85,7 @@ class OrtEngine:
 
     def encode_value(self, image: Tensor, query: QueryFeatures, masks: Tensor) -> Tensor:
         k = masks.shape[1]
-        (values,) = self._run(
-            "encode_value", image=image, f16=query.f16, masks=self.pad_objects(masks, 1)
-        )
+        (values,) = self._run("encode_value", image=image, f16=query.f16, masks=self._pad(masks, 1))
         return values[:, :k]
 
     def segment(
@@ -106,13 +106,13 @@ class OrtEngine:
             f8=query.f8,
             f4=query.f4,
             memory_keys=keys,
-            memory_values=self.pad_objects(values, 1),
-            valid=self.pad_objects(valid, 1),
-            present=self.pad_objects(present, 1),
+            memory_values=self._pad(values, 1),
+            valid=self._pad(valid, 1),
+            present=self._pad(present, 1),
         )
         return Segmentation(logits[:, : k + 1], None)
 
-    def pad_objects(self, x: Tensor, dim: int) -> Tensor:
+    def _pad(self, x: Tensor, dim: int) -> Tensor:
         """Pad the object dimension with zeros (False) up to the exported object count."""
         assert self.max_objects is not None
         missing = self.max_objects - x.shape[dim]
@@ -127,12 +127,14 @@ class OrtEngine:
         return torch.cat([x, x.new_zeros(shape)], dim=dim)
 
     def _run(self, verb: str, **inputs: Tensor) -> list[Tensor]:
-        feeds = {name: to_numpy(x) for name, x in inputs.items()}
+        feeds = {name: _to_numpy(x) for name, x in inputs.items()}
+        if self.feed_log is not None:  # copies: the bank's tensors change in place later
+            self.feed_log[verb].append({name: x.copy() for name, x in feeds.items()})
         outs = self.sessions[verb].run(list(GRAPH_OUTPUTS[verb]), feeds)
         return [torch.from_numpy(o) for o in outs]
 
 
-def to_numpy(x: Tensor) -> np.ndarray:
+def _to_numpy(x: Tensor) -> np.ndarray:
     """An ONNX Runtime feed: float32 (or bool), contiguous, on the host."""
     x = x.detach()
     if x.dtype not in (torch.float32, torch.bool):
