@@ -12,7 +12,7 @@ import torch
 from mobilevos.checkpoint import DEFAULT_CHECKPOINT, read_checkpoint
 from mobilevos.config import PAPER_PARAMETERS, available_presets, get_preset
 from mobilevos.device import resolve_device, synchronize
-from mobilevos.engine import TorchEngine
+from mobilevos.engine import TorchEngine, segment_memory
 from mobilevos.memory import MemoryBank
 from mobilevos.model.network import MobileVOS, build_model
 
@@ -128,8 +128,7 @@ def measure_latency(
         synchronize(dev)
         start = time.perf_counter()
         query = engine.encode_query(image)
-        valid = bank.batch_valid(1, dev)
-        seg = engine.segment(query, bank.keys, bank.values, valid)
+        seg = segment_memory(engine, query, bank)
         synchronize(dev)
         middle = time.perf_counter()
         slot = bank.slot_for(t, annotated=False)

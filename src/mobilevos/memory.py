@@ -50,10 +50,6 @@ class MemoryBank:
         return self.valid.shape[0]
 
     @property
-    def capacity(self) -> int:
-        return self.config.capacity
-
-    @property
     def is_empty(self) -> bool:
         return bool((self.frame_index < 0).all())
 

@@ -29,7 +29,7 @@ from torch import Tensor
 
 from mobilevos.config import MemoryConfig
 from mobilevos.device import resolve_device, synchronize
-from mobilevos.engine import FrameEngine, TorchEngine
+from mobilevos.engine import FrameEngine, TorchEngine, segment_memory
 from mobilevos.errors import ConfigError, InputError
 from mobilevos.given import impose_masks
 from mobilevos.io import VOID_LABEL
@@ -268,10 +268,7 @@ class VOSPredictor:
             prob = query.key.new_zeros(k + 1, *size, dtype=torch.float32)
             prob[0] = 1
             return prob
-        memory = self.memory
-        valid = memory.batch_valid(1, self.device)
-        seg = self.engine.segment(query, memory.keys, memory.values, valid)
-        return seg.probabilities[0].float()
+        return segment_memory(self.engine, query, self.memory).probabilities[0].float()
 
     def _check_object_count(self, count: int) -> None:
         limit = self.engine.max_objects

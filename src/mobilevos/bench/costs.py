@@ -22,7 +22,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from mobilevos import __version__
 from mobilevos.config import get_preset
 from mobilevos.device import synchronize
-from mobilevos.engine import TorchEngine
+from mobilevos.engine import TorchEngine, segment_memory
 from mobilevos.info import count_parameters
 from mobilevos.memory import MemoryBank
 from mobilevos.model.network import MobileVOS, build_model
@@ -83,7 +83,7 @@ def count_flops(
     with _counting(flops, "encode_query"):
         query = engine.encode_query(image)
     with _counting(flops, "segment"):
-        seg = engine.segment(query, bank.keys, bank.values, bank.batch_valid(1, device))
+        seg = segment_memory(engine, query, bank)
     with _counting(flops, "encode_value"):
         engine.encode_value(image, query, seg.probabilities[:, 1:])
     flops["frame"] = sum(flops[stage] for stage in FLOP_STAGES)

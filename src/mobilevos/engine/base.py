@@ -26,6 +26,7 @@ import torch
 from torch import Tensor
 
 from mobilevos.config import MemoryConfig
+from mobilevos.memory import MemoryBank
 from mobilevos.model.encoders import QueryFeatures
 from mobilevos.model.network import Segmentation
 
@@ -72,3 +73,11 @@ class FrameEngine(Protocol):
     def check_memory(self, memory: MemoryConfig) -> None:
         """Raise :class:`~mobilevos.errors.ConfigError` if the engine cannot hold ``memory``."""
         ...
+
+
+def segment_memory(
+    engine: FrameEngine, query: QueryFeatures, bank: MemoryBank, present: Tensor | None = None
+) -> Segmentation:
+    """``engine.segment`` on everything ``bank`` holds: its keys, values and validity."""
+    valid = bank.batch_valid(query.key.shape[0], query.key.device)
+    return engine.segment(query, bank.keys, bank.values, valid, present)

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from mobilevos.config import MemoryConfig
-from mobilevos.engine.base import FrameEngine
+from mobilevos.engine.base import FrameEngine, segment_memory
 from mobilevos.engine.torch_engine import TorchEngine
 from mobilevos.given import impose_masks
 from mobilevos.memory import MemoryBank
@@ -105,9 +105,7 @@ def _segment_tracked(
         b = query.key.shape[0]
         logits = query.key.new_full((b, 1, *size), 0.0, dtype=torch.float32)
         return Segmentation(logits, None)
-    valid = bank.batch_valid(query.key.shape[0], query.key.device)
-    subset = None if present is None else present[:, :tracked]
-    return engine.segment(query, bank.keys, bank.values, valid, subset)
+    return segment_memory(engine, query, bank, None if present is None else present[:, :tracked])
 
 
 def _log(prob: Tensor) -> Tensor:
