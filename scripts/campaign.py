@@ -21,11 +21,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import time
 from pathlib import Path
 
-from mobilevos.checkpoint import DEFAULT_CHECKPOINT, save_checkpoint
+from mobilevos.checkpoint import DEFAULT_CHECKPOINT, load_model, save_checkpoint
 from mobilevos.evaluate import run_eval
+from mobilevos.fingerprint import output_fingerprint
 from mobilevos.train import Trainer, load_train_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -73,6 +75,9 @@ def export(trainer: Trainer, scores: dict[str, float], stage: str) -> None:
         "recipe": trainer.config.to_dict(),
     }
     save_checkpoint(trainer.model, DEFAULT_CHECKPOINT, meta=meta, half=True)
+    # The outputs of the weights as shipped (fp16), which tests/test_default_model.py checks.
+    meta["fingerprint"] = output_fingerprint(load_model(DEFAULT_CHECKPOINT))
+    save_checkpoint(trainer.model, DEFAULT_CHECKPOINT, meta=meta, half=True)
 
 
 def plot(records: list[dict], path: Path) -> None:
@@ -100,34 +105,51 @@ def main() -> None:
     parser.add_argument("--stage", default="stage1", choices=sorted(STAGES))
     parser.add_argument("--minutes", type=float, default=None, help="stop after this long")
     parser.add_argument("--eval-every", type=int, default=250, help="steps between evaluations")
+    parser.add_argument(
+        "--adopt",
+        type=Path,
+        help="first continue from this branch's state (a scripts/source_ablation.py run folder "
+        "trained further on the stage's own recipe), taking its last scores",
+    )
     args = parser.parse_args()
     started = time.monotonic()
     os.chdir(ROOT)  # the recipes' data and run folders are relative to the repository
     run_dir = CAMPAIGN / args.stage
-    config = load_train_config(STAGES[args.stage], [f"out_dir={run_dir.relative_to(ROOT)}"])
-    trainer = Trainer(config, resume=(run_dir / "last.pt").is_file())
     log_path = CAMPAIGN / "history.jsonl"
     records = history(log_path)
     best = max((r["selection"] for r in records), default=-1.0)
+    if args.adopt is not None:
+        shutil.copy2(args.adopt / "last.pt", run_dir / "last.pt")
+    config = load_train_config(STAGES[args.stage], [f"out_dir={run_dir.relative_to(ROOT)}"])
+    trainer = Trainer(config, resume=(run_dir / "last.pt").is_file())
+    if args.adopt is not None:
+        scores = history(args.adopt / "history.jsonl")[-1]["scores"]
+        best = record_step(trainer, args.stage, scores, records, best, log_path)
     while trainer.step < config.steps:
         if args.minutes is not None and time.monotonic() - started > args.minutes * 60:
             break
         target = min((trainer.step // args.eval_every + 1) * args.eval_every, config.steps)
         trainer.run(stop_at=target)
         trainer.save_state()
-        scores = evaluate(trainer)
-        selection = round(sum(scores.values()) / max(len(scores), 1), 4)
-        record = {"stage": args.stage, "step": trainer.step, "scores": scores}
-        record["selection"] = selection
-        record["train_seconds"] = round(trainer.train_seconds, 1)
-        if selection > best:
-            export(trainer, scores, args.stage)
-            best, record["exported"] = selection, True
-        records.append(record)
-        with log_path.open("a") as f:
-            f.write(json.dumps(record) + "\n")
-        plot(records, CAMPAIGN / "learning-curve.png")
-        print(json.dumps(record), flush=True)
+        best = record_step(trainer, args.stage, evaluate(trainer), records, best, log_path)
+
+
+def record_step(
+    trainer: Trainer, stage: str, scores: dict, records: list, best: float, log_path: Path
+) -> float:
+    """Log one evaluation, re-export the shipped weights if it beats ``best``; the new best."""
+    selection = round(sum(scores.values()) / max(len(scores), 1), 4)
+    record = {"stage": stage, "step": trainer.step, "scores": scores, "selection": selection}
+    record["train_seconds"] = round(trainer.train_seconds, 1)
+    if selection > best:
+        export(trainer, scores, stage)
+        best, record["exported"] = selection, True
+    records.append(record)
+    with log_path.open("a") as f:
+        f.write(json.dumps(record) + "\n")
+    plot(records, CAMPAIGN / "learning-curve.png")
+    print(json.dumps(record), flush=True)
+    return best
 
 
 if __name__ == "__main__":

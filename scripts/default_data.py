@@ -51,13 +51,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont
-from scipy import ndimage
+from PIL import Image
 
 from mobilevos.data.synth import SynthConfig, write_davis_dataset
 from mobilevos.errors import InputError
-from mobilevos.foreground import ForegroundModel
-from mobilevos.io import atomic_dir, atomic_path, blend_labels, open_frames, write_palette_png
+from mobilevos.foreground import MIN_COMPONENT, THRESHOLD, ForegroundModel, foreground_mask
+from mobilevos.io import (
+    atomic_dir,
+    open_frames,
+    sheet_tiles,
+    write_contact_sheet,
+    write_palette_png,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 ASSETS = ROOT / "data" / "assets"
@@ -124,8 +129,6 @@ HELD_OUT_FILES = frozenset(
 REAL_SHORT_SIDE = 288
 SCENE_CUT = 25.0  # mean |difference| of consecutive 32x24 grayscale thumbnails, 0..255
 SEGMENT_FRAMES = (12, 48)  # shortest segment kept; longer ones are split into chunks <= this
-FG_THRESHOLD = 0.5  # on the U²-Net-p map
-MIN_COMPONENT = 0.002  # real-train: components under this share of the frame are noise
 KEEP_COMPONENT = 0.5  # real-train: also keep components at least this share of the largest
 MASK_AREA = (0.01, 0.70)  # real-train: frames whose mask covers less or more are dropped
 MIN_IOU = 0.5  # real-train: a segment is cut where consecutive masks overlap less
@@ -255,26 +258,6 @@ def split_scenes(frames: list[np.ndarray]) -> list[range]:
     return [range(a, b) for a, b in itertools.pairwise(cuts) if b > a]
 
 
-def pseudo_mask(prob: np.ndarray, keep: float | None) -> np.ndarray:
-    """Threshold a foreground map and keep its largest 8-connected component.
-
-    With ``keep``, also keep every component at least ``keep`` times the largest's area and at
-    least ``MIN_COMPONENT`` of the frame. Returns an (H, W) bool mask.
-    """
-    mask = prob > FG_THRESHOLD
-    components, count = ndimage.label(mask, structure=np.ones((3, 3), dtype=bool))
-    if count <= 1:
-        return mask
-    areas = np.bincount(components.ravel())[1:]
-    largest = int(areas.max())
-    if keep is None:
-        wanted = [int(areas.argmax()) + 1]
-    else:
-        least = min(largest, max(keep * largest, MIN_COMPONENT * mask.size))
-        wanted = [i + 1 for i in np.flatnonzero(areas >= least)]
-    return np.isin(components, wanted)
-
-
 def mask_iou(a: np.ndarray, b: np.ndarray) -> float:
     """Intersection over union of two bool masks (1.0 when both are empty)."""
     union = np.logical_or(a, b).sum()
@@ -335,42 +318,6 @@ def write_sequence(
         write_palette_png(label_dir / f"{t:05d}.png", mask.astype(np.uint8))
 
 
-def preview_tiles(
-    frames: list[np.ndarray], masks: list[np.ndarray], count: int, height: int
-) -> list[Image.Image]:
-    """``count`` evenly spaced frames with their mask blended on, ``height`` pixels high."""
-    picks = np.unique(np.linspace(0, len(frames) - 1, count).round().astype(int))
-    tiles = []
-    for t in picks:
-        image = Image.fromarray(blend_labels(frames[t], masks[t].astype(np.uint8)))
-        width = round(image.width * height / image.height)
-        tiles.append(image.resize((width, height), Image.Resampling.BILINEAR))
-    return tiles
-
-
-def write_contact_sheet(
-    path: Path, blocks: list[tuple[str, list[Image.Image]]], columns: int
-) -> None:
-    """Lay out captioned rows of tiles (one row per sequence) in ``columns`` columns, as a PNG."""
-    caption, gap = 18, 6
-    font = ImageFont.load_default(size=13)
-    widths = [sum(t.width for t in tiles) + gap * (len(tiles) - 1) for _, tiles in blocks]
-    heights = [caption + max(t.height for t in tiles) for _, tiles in blocks]
-    column_width = max(widths) + 2 * gap
-    rows = math.ceil(len(blocks) / columns)
-    row_height = max(heights) + gap
-    sheet = Image.new("RGB", (columns * column_width, rows * row_height + gap), (255, 255, 255))
-    draw = ImageDraw.Draw(sheet)
-    for i, (title, tiles) in enumerate(blocks):
-        x, y = (i % columns) * column_width + gap, (i // columns) * row_height + gap
-        draw.text((x, y), title, fill=(0, 0, 0), font=font)
-        for tile in tiles:
-            sheet.paste(tile, (x, y + caption))
-            x += tile.width + gap
-    with atomic_path(path) as tmp:
-        sheet.save(tmp, format="PNG")
-
-
 def build_real_train(assets: Path, out: Path, preview: Path, model: ForegroundModel) -> dict:
     """Write the real training videos with pseudo-masks (DAVIS 2017 layout); returns real.json."""
     for _, relative in REAL_TRAIN_SOURCES:
@@ -383,7 +330,7 @@ def build_real_train(assets: Path, out: Path, preview: Path, model: ForegroundMo
             began = time.monotonic()
             video = read_video(asset(assets, relative), REAL_SHORT_SIDE)
             scenes = split_scenes(video.frames)
-            masks = [pseudo_mask(model.predict(f), KEEP_COMPONENT) for f in video.frames]
+            masks = [foreground_mask(model.predict(f), KEEP_COMPONENT) for f in video.frames]
             counts = Counter(frames=len(video.frames), scenes=len(scenes))
             segments = cut_segments(masks, scenes, counts)
             split = "val" if prefix == REAL_VAL_SOURCE else "train"
@@ -398,7 +345,7 @@ def build_real_train(assets: Path, out: Path, preview: Path, model: ForegroundMo
                          num_frames=len(segment), mean_mask_area=round(area, 4))
                 )  # fmt: skip
                 blocks.append((f"{name} ({split}, {len(segment)} frames, from frame {segment[0]})",
-                               preview_tiles(frames, seg_masks, 4, 96)))  # fmt: skip
+                               sheet_tiles(frames, seg_masks, 4, 96)))  # fmt: skip
             counts["segments"] = len(segments)
             counts["frames_kept"] = sum(len(s) for s in segments)
             seconds = round(time.monotonic() - began, 1)
@@ -424,7 +371,7 @@ def build_real_train(assets: Path, out: Path, preview: Path, model: ForegroundMo
             masks=PSEUDO_MASKS, model=U2NETP, sources=sources,
             excluded_sources=[dict(file=f, reason=r) for f, r in REAL_EXCLUDED_SOURCES],
             thresholds=dict(
-                foreground=FG_THRESHOLD, min_component=MIN_COMPONENT,
+                foreground=THRESHOLD, min_component=MIN_COMPONENT,
                 keep_component=KEEP_COMPONENT, mask_area=list(MASK_AREA), min_iou=MIN_IOU,
                 scene_cut=SCENE_CUT, segment_frames=list(SEGMENT_FRAMES),
                 short_side=REAL_SHORT_SIDE,
@@ -458,7 +405,7 @@ def build_real_test(assets: Path, out: Path, preview: Path, model: ForegroundMod
             video = read_video(path, max_frames=TEST_MAX_FRAMES + 1)
             truncated = len(video.frames) > TEST_MAX_FRAMES
             frames = video.frames[:TEST_MAX_FRAMES]
-            masks = [pseudo_mask(model.predict(f), None) for f in frames]
+            masks = [foreground_mask(model.predict(f), None) for f in frames]
             write_sequence(tmp, name, frames, masks)
             areas = np.array([m.mean() for m in masks])
             ious = np.array([mask_iou(a, b) for a, b in itertools.pairwise(masks)])
@@ -477,7 +424,7 @@ def build_real_test(assets: Path, out: Path, preview: Path, model: ForegroundMod
                 seconds=seconds,
             )  # fmt: skip
             clips.append(clip)
-            blocks.append((f"{name} ({len(frames)} frames)", preview_tiles(frames, masks, 6, 160)))
+            blocks.append((f"{name} ({len(frames)} frames)", sheet_tiles(frames, masks, 6, 160)))
             print(
                 f"real-test: {name}: {len(frames)} frames at {video.native_size[1]}x"
                 f"{video.native_size[0]}"
@@ -492,7 +439,7 @@ def build_real_test(assets: Path, out: Path, preview: Path, model: ForegroundMod
         meta = dict(
             masks=PSEUDO_MASKS + ". Scores against them measure agreement with U²-Net-p, not "
             "accuracy; no frame is dropped, object id 1 is the largest connected component.",
-            model=U2NETP, foreground_threshold=FG_THRESHOLD, max_frames=TEST_MAX_FRAMES,
+            model=U2NETP, foreground_threshold=THRESHOLD, max_frames=TEST_MAX_FRAMES,
             clips=clips, seconds=round(time.monotonic() - start, 1),
         )  # fmt: skip
         (tmp / "real-test.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n")

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 from PIL import Image
+from scipy import ndimage
 
 from mobilevos.errors import InputError
 
@@ -38,6 +39,10 @@ IMAGENET_MEAN = np.array([0.485, 0.456, 0.406], dtype=np.float32)
 IMAGENET_STD = np.array([0.229, 0.224, 0.225], dtype=np.float32)
 BOX_MARGIN = 0.1
 """With ``box=``, the crop grows by this fraction of the box's width/height on each side."""
+THRESHOLD = 0.5
+"""Foreground probability above which a pixel is foreground in :func:`foreground_mask`."""
+MIN_COMPONENT = 0.002
+"""Components under this share of the image are noise in :func:`foreground_mask`."""
 
 
 class ForegroundModel:
@@ -143,3 +148,27 @@ def _grow_box(box: tuple[int, int, int, int], height: int, width: int) -> tuple[
     if right <= left or bottom <= top:
         raise ValueError(f"box {box!r} lies outside the {height}x{width} image")
     return left, top, right, bottom
+
+
+def foreground_mask(
+    prob: np.ndarray, keep: float | None = None, threshold: float = THRESHOLD
+) -> np.ndarray:
+    """Threshold a foreground map and keep its largest 8-connected component.
+
+    With ``keep``, also keep every component at least ``keep`` times the largest's area and at
+    least :data:`MIN_COMPONENT` of the image (several objects of similar size).
+
+    Shapes: prob (H, W) float in [0, 1]; returns (H, W) bool.
+    """
+    mask = prob > threshold
+    components, count = ndimage.label(mask, structure=np.ones((3, 3), dtype=bool))
+    if count <= 1:
+        return mask
+    areas = np.bincount(components.ravel())[1:]
+    largest = int(areas.max())
+    if keep is None:
+        wanted = [int(areas.argmax()) + 1]
+    else:
+        least = min(largest, max(keep * largest, MIN_COMPONENT * mask.size))
+        wanted = [i + 1 for i in np.flatnonzero(areas >= least)]
+    return np.isin(components, wanted)

@@ -18,7 +18,8 @@ name only once complete, so an interrupted run never leaves a file that looks fi
 
 Modules: :mod:`~mobilevos.io.labels` (palette, label PNGs), :mod:`~mobilevos.io.atomic`
 (atomic outputs), :mod:`~mobilevos.io.frames` (frame sources), :mod:`~mobilevos.io.masks` (mask
-sources) and :mod:`~mobilevos.io.video` (overlays, video writing); every public name is
+sources), :mod:`~mobilevos.io.video` (overlays, video writing) and :mod:`~mobilevos.io.sheet`
+(contact sheets); every public name is
 re-exported here, so ``from mobilevos.io import ...`` is the way to use them.
 """
 
@@ -36,6 +37,7 @@ from mobilevos.io.frames import (
 )
 from mobilevos.io.labels import DAVIS_PALETTE, VOID_LABEL, read_label_image, write_palette_png
 from mobilevos.io.masks import MaskSource, open_masks
+from mobilevos.io.sheet import sheet_tiles, write_contact_sheet
 from mobilevos.io.video import OverlayWriter, VideoWriter, blend_labels, write_video
 
 __all__ = [
@@ -56,6 +58,8 @@ __all__ = [
     "open_frames",
     "open_masks",
     "read_label_image",
+    "sheet_tiles",
+    "write_contact_sheet",
     "write_palette_png",
     "write_video",
 ]
