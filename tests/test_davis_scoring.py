@@ -126,7 +126,7 @@ def test_davis2016_scores_the_union(tmp_path: Path) -> None:
         ("missing", r"sequence a frame 00002: prediction .*00002.png not found"),
         ("size", r"sequence a frame 00002: prediction .* is 41x30 but the annotation is 40x30"),
         ("extra", r"sequence a frame 00002: prediction has object id 3 but .* only 2 object"),
-        ("rgb", r"sequence a frame 00002: .*not a label image"),
+        ("rgb", r"sequence a frame 00002: .*colour mask has \d+ colours"),
     ],
 )
 def test_bad_predictions_name_sequence_and_frame(tmp_path: Path, damage: str, message: str):
@@ -140,8 +140,9 @@ def test_bad_predictions_name_sequence_and_frame(tmp_path: Path, damage: str, me
         write_label_folder(pred_dir / "a", np.zeros((1, H, W + 1), np.uint8), names=["00002"])
     elif damage == "extra":
         write_label_folder(pred_dir / "a", np.full((1, H, W), 3, np.uint8), names=["00002"])
-    else:
-        Image.new("RGB", (W, H), (200, 10, 10)).save(path)
+    else:  # a photograph, not a colour mask: more colours than object ids
+        noise = np.random.default_rng(0).integers(0, 256, (H, W, 3), dtype=np.uint8)
+        Image.fromarray(noise).save(path)
     with pytest.raises(DatasetError, match=message):
         score_davis(root, pred_dir, workers=1)
 

@@ -96,12 +96,15 @@ def test_gray_multi_id_mask_keeps_values(tmp_path: Path) -> None:
     np.testing.assert_array_equal(read_label_image(tmp_path / "m.png"), gray)
 
 
-def test_colour_rgb_mask_is_refused(tmp_path: Path) -> None:
+def test_colour_rgb_mask_reads_as_palette_ids(tmp_path: Path) -> None:
+    """A DAVIS mask saved as RGB keeps its ids (more in tests/test_prompts.py)."""
     rgb = np.zeros((4, 4, 3), dtype=np.uint8)
     rgb[1:3, 1:3] = (128, 0, 0)
+    rgb[0, 3] = (0, 128, 0)
     Image.fromarray(rgb, mode="RGB").save(tmp_path / "colour.png")
-    with pytest.raises(InputError, match=r"colour\.png: not a label image \(mode RGB\)"):
-        read_label_image(tmp_path / "colour.png")
+    expected = np.zeros((4, 4), np.uint8)
+    expected[1:3, 1:3], expected[0, 3] = 1, 2
+    np.testing.assert_array_equal(read_label_image(tmp_path / "colour.png"), expected)
 
 
 def test_gray_valued_rgb_mask_reads_as_grayscale(tmp_path: Path) -> None:

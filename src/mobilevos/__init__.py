@@ -7,6 +7,9 @@ Public API::
     predictor = mv.VOSPredictor(model, device="cpu")
     labels = predictor.step(frame, mask=first_mask)
 
+    segmenter = mv.PromptSegmenter()             # no mask file? a box or a click instead
+    first_mask = segmenter.label_map(frame, [mv.Box(40, 30, 200, 180), mv.Click(320, 90)])
+
     mv.export_onnx(model, "graphs/", size=(480, 864))          # or: mobilevos export
     predictor = mv.VOSPredictor(mv.OrtEngine("graphs/"))       # the same session on ONNX Runtime
 
@@ -38,14 +41,20 @@ _EXPORTS = {
     "TorchEngine": "mobilevos.engine",
     "OrtEngine": "mobilevos.engine.ort_engine",
     "export_onnx": "mobilevos.export",
+    "Box": "mobilevos.prompts",
+    "Click": "mobilevos.prompts",
+    "PromptSegmenter": "mobilevos.prompts",
 }
 
 __all__ = [
+    "Box",
+    "Click",
     "MemoryConfig",
     "MobileVOS",
     "MobileVOSError",
     "ModelConfig",
     "OrtEngine",
+    "PromptSegmenter",
     "TorchEngine",
     "VOSPredictor",
     "__version__",
@@ -66,6 +75,7 @@ if TYPE_CHECKING:
     from mobilevos.export import export_onnx
     from mobilevos.model.network import MobileVOS, build_model
     from mobilevos.predictor import VOSPredictor
+    from mobilevos.prompts import Box, Click, PromptSegmenter
 
 
 def __getattr__(name: str) -> Any:

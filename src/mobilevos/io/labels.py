@@ -29,6 +29,11 @@ def _davis_palette() -> np.ndarray:
 
 DAVIS_PALETTE: np.ndarray = _davis_palette()
 """``(256, 3)`` uint8 colours; index 1 is (128, 0, 0), index 255 is (224, 224, 192)."""
+_PALETTE_CODES = (
+    (DAVIS_PALETTE[:, 0].astype(np.int64) << 16)
+    | (DAVIS_PALETTE[:, 1].astype(np.int64) << 8)
+    | DAVIS_PALETTE[:, 2]
+)
 
 
 def read_label_image(path: str | Path) -> np.ndarray:
@@ -38,10 +43,12 @@ def read_label_image(path: str | Path) -> np.ndarray:
     * a grayscale PNG whose only values are 0 and 255 is a binary mask: one object, id 1;
     * any other grayscale PNG gives its values as ids (255 stays void);
     * an RGB(A) PNG whose three channels are equal (a grayscale mask saved in colour, as many
-      tools do) is read as grayscale.
+      tools do) is read as grayscale;
+    * any other RGB(A) PNG is a colour mask, as most annotation tools export: one id per
+      distinct colour (:func:`labels_from_colours`; fully transparent pixels are background).
 
-    Raises :class:`InputError` naming the file when it is missing, not an image, or a colour
-    image, which is not a label map.
+    Raises :class:`InputError` naming the file when it is missing, not an image, in another
+    mode, or a colour mask with more colours than ids.
     """
     path = Path(path)
     if not path.is_file():
@@ -51,14 +58,68 @@ def read_label_image(path: str | Path) -> np.ndarray:
             image.load()
             if image.mode == "P":
                 return np.array(image, dtype=np.uint8)
-            array = _gray_array(path, image)
+            colours = _colour_array(image)
+            array = _gray_array(path, image) if colours is None else None
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
         raise InputError(path, f"cannot read image ({exc.__class__.__name__})") from None
+    if colours is not None:
+        try:
+            return labels_from_colours(colours)
+        except ValueError as exc:
+            raise InputError(path, str(exc)) from None
     return _labels_from_gray(path, array)
 
 
+def _colour_array(image: Image.Image) -> np.ndarray | None:
+    """An RGB(A) image whose channels differ somewhere, as (H, W, 3) uint8 with transparent
+    pixels black; None for any other image."""
+    if image.mode not in ("RGB", "RGBA"):
+        return None
+    rgb = np.array(image.convert("RGB"))
+    if (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all():
+        return None
+    if image.mode == "RGBA":
+        rgb[np.asarray(image.getchannel("A")) == 0] = 0
+    return rgb
+
+
+def labels_from_colours(rgb: np.ndarray) -> np.ndarray:
+    """A colour mask as label ids, one id per distinct colour.
+
+    Black is background (0). A colour of the DAVIS palette takes its palette index (so a
+    DAVIS mask saved as RGB keeps its ids, and (224, 224, 192) is void); every other colour
+    takes the smallest id that no colour has taken yet, in order of first appearance, row by
+    row from the top-left pixel. Raises ValueError when there are more colours than the ids
+    1..254 (an anti-aliased or photographic image, not a mask).
+
+    Shapes:
+        rgb: (H, W, 3) uint8; returns: (H, W) uint8
+    """
+    flat = np.asarray(rgb, dtype=np.uint8).reshape(-1, 3).astype(np.int64)
+    codes = (flat[:, 0] << 16) | (flat[:, 1] << 8) | flat[:, 2]
+    colours, first, inverse = np.unique(codes, return_index=True, return_inverse=True)
+    ids = np.zeros(len(colours), dtype=np.int64)
+    palette = {code: index for index, code in enumerate(_PALETTE_CODES.tolist())}
+    others = []
+    for position, code in enumerate(colours.tolist()):
+        if code in palette:
+            ids[position] = palette[code]
+        else:
+            others.append(position)
+    free = iter(sorted(set(range(1, VOID_LABEL)) - set(ids.tolist())))
+    for position in sorted(others, key=lambda p: first[p]):
+        object_id = next(free, None)
+        if object_id is None:
+            raise ValueError(
+                f"colour mask has {len(colours) - 1} colours besides black, more than the "
+                f"{VOID_LABEL - 1} object ids (anti-aliased edges?)"
+            )
+        ids[position] = object_id
+    return ids[inverse].reshape(np.shape(rgb)[:2]).astype(np.uint8)
+
+
 def _gray_array(path: Path, image: Image.Image) -> np.ndarray:
-    """The single channel of a grayscale (or gray-valued RGB) image; colour images are refused."""
+    """The single channel of a grayscale (or gray-valued RGB) image; other modes are refused."""
     mode = image.mode
     if mode in ("L", "1") or mode.startswith("I"):
         return np.asarray(image)
