@@ -659,7 +659,6 @@ def test_convert_stcn_refuses_other_files(
 # ---------------------------------------------------------------------------------------- demo
 
 
-@pytest.mark.slow  # the whole 132-frame clip at 720p: about a minute on an idle 2-core CPU
 def test_demo_writes_prompt_masks_overlay_and_contact_sheet(tmp_path: Path, capsys) -> None:
     from PIL import Image
 
