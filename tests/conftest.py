@@ -20,6 +20,19 @@ def tiny_model():
     return build_model(get_preset("mobilevos-tiny")).eval()
 
 
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory):
+    """A ``mobilevos-tiny`` checkpoint file with seeded random weights."""
+    from mobilevos.checkpoint import save_checkpoint
+    from mobilevos.config import get_preset
+    from mobilevos.model.network import build_model
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("ckpt") / "tiny.ckpt"
+    save_checkpoint(build_model(get_preset("mobilevos-tiny")), path)
+    return path
+
+
 @pytest.fixture
 def two_object_mask() -> np.ndarray:
     """64x96 label map with objects 3 and 7."""

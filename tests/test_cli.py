@@ -24,7 +24,7 @@ import pytest
 import torch
 from PIL import Image
 
-from mobilevos.checkpoint import load_model, save_checkpoint
+from mobilevos.checkpoint import load_model
 from mobilevos.cli import main
 from mobilevos.config import available_presets, get_preset
 from mobilevos.data.synth import SynthConfig, render_video
@@ -69,15 +69,6 @@ class CliResult(NamedTuple):
 
 
 # ------------------------------------------------------------------------------------ fixtures
-
-
-@pytest.fixture(scope="session")
-def tiny_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A ``mobilevos-tiny`` checkpoint with seeded random weights."""
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.ckpt"
-    save_checkpoint(build_model(get_preset("mobilevos-tiny")), path)
-    return path
 
 
 @pytest.fixture(scope="session")

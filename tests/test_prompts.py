@@ -14,13 +14,10 @@ from typing import NamedTuple
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 from scipy import ndimage
 
-from mobilevos.checkpoint import save_checkpoint
 from mobilevos.cli import main
-from mobilevos.config import get_preset
 from mobilevos.data.synth import SynthConfig, render_video
 from mobilevos.errors import InputError
 from mobilevos.extras import U2NETP
@@ -30,7 +27,6 @@ from mobilevos.io import (
     write_palette_png,
     write_video,
 )
-from mobilevos.model.network import build_model
 from mobilevos.predictor import VOSPredictor
 from mobilevos.prompts import (
     Box,
@@ -429,14 +425,6 @@ def prompt_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root
 
 
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.ckpt"
-    save_checkpoint(build_model(get_preset("mobilevos-tiny")), path)
-    return path
-
-
 def run(capsys, *argv: object) -> tuple[int, str, str]:
     capsys.readouterr()
     code = main([str(a) for a in argv])
@@ -450,11 +438,11 @@ def box_text(box: Box) -> str:
 
 @needs_model
 def test_segment_from_boxes_writes_masks_prompt_mask_and_preview(
-    prompt_clip: Path, checkpoint: Path, tmp_path: Path, capsys
+    prompt_clip: Path, tiny_checkpoint: Path, tmp_path: Path, capsys
 ) -> None:
     out, prompt_png, preview = tmp_path / "out", tmp_path / "prompt.png", tmp_path / "p.png"
     argv = ["segment", prompt_clip, "--box", box_text(BOX_1), "--box", box_text(BOX_2)]
-    argv += ["--out", out, "--size", 64, "--checkpoint", checkpoint]
+    argv += ["--out", out, "--size", 64, "--checkpoint", tiny_checkpoint]
     code, stdout, _ = run(
         capsys, *argv, "--save-prompt-mask", prompt_png, "--preview", preview, "--click", "5,5:neg"
     )
@@ -488,11 +476,11 @@ def test_prompt_check_without_out_writes_only_the_pictures(
 
 @needs_model
 def test_box_correction_changes_frames_from_t_on(
-    prompt_clip: Path, checkpoint: Path, tmp_path: Path, capsys
+    prompt_clip: Path, tiny_checkpoint: Path, tmp_path: Path, capsys
 ) -> None:
     t = 3
     common = ["segment", prompt_clip, "--box", box_text(BOX_1), "--size", 64]  # id 1
-    common += ["--checkpoint", checkpoint]
+    common += ["--checkpoint", tiny_checkpoint]
     assert run(capsys, *common, "--out", tmp_path / "plain")[0] == 0
     fix = "170,30,300,160"  # object 1 re-drawn on the square: a (deliberately) new mask
     code, _, err = run(capsys, *common, "--box", f"{fix}@{t}:1", "--out", tmp_path / "fixed")
@@ -508,7 +496,7 @@ def test_box_correction_changes_frames_from_t_on(
 
 @needs_model
 def test_frame_past_the_end_of_a_video_without_a_frame_count_fails_at_the_end(
-    checkpoint: Path, tmp_path: Path, capsys
+    tiny_checkpoint: Path, tmp_path: Path, capsys
 ) -> None:
     """An mkv does not say how many frames it has: the prompt is found missing after the last
     frame, before the output folder is published."""
@@ -517,7 +505,7 @@ def test_frame_past_the_end_of_a_video_without_a_frame_count_fails_at_the_end(
     out = tmp_path / "out"
     code, _, err = run(
         capsys, "segment", video, "--box", box_text(BOX_1), "--box", "10,10,60,60@9:2",
-        "--out", out, "--size", 64, "--checkpoint", checkpoint,
+        "--out", out, "--size", 64, "--checkpoint", tiny_checkpoint,
     )  # fmt: skip
     assert code == 2
     assert "--box 10,10,60,60@9:2: frame 9 is past the video's end" in err
@@ -539,7 +527,7 @@ def test_frame_past_the_end_of_a_video_without_a_frame_count_fails_at_the_end(
     ],
 )
 def test_bad_prompts_fail_with_one_line_and_write_nothing(
-    prompt_clip: Path, checkpoint: Path, tmp_path: Path, capsys, extra: list, fragment: str
+    prompt_clip: Path, tiny_checkpoint: Path, tmp_path: Path, capsys, extra: list, fragment: str
 ) -> None:
     mask = tmp_path / "mask.png"
     write_palette_png(mask, np.where(make_scene().truth == 1, 3, 0).astype(np.uint8))
@@ -547,7 +535,7 @@ def test_bad_prompts_fail_with_one_line_and_write_nothing(
     out, preview = tmp_path / "out", tmp_path / "preview.png"
     code, stdout, err = run(
         capsys, "segment", prompt_clip, *extra, "--out", out, "--preview", preview,
-        "--size", 64, "--checkpoint", checkpoint,
+        "--size", 64, "--checkpoint", tiny_checkpoint,
     )  # fmt: skip
     assert code == 2, (stdout, err)
     lines = [line for line in err.splitlines() if line.startswith("error:")]
