@@ -22,6 +22,7 @@ Usage::
 from __future__ import annotations
 
 import logging
+import math
 from pathlib import Path
 
 import numpy as np
@@ -142,12 +143,25 @@ def _grow_box(box: tuple[int, int, int, int], height: int, width: int) -> tuple[
     x0, y0, x1, y1 = (float(v) for v in box)
     if not (x1 > x0 and y1 > y0):
         raise ValueError(f"box {box!r} is empty: need x1 > x0 and y1 > y0")
-    dx, dy = BOX_MARGIN * (x1 - x0), BOX_MARGIN * (y1 - y0)
-    left, top = max(0, int(np.floor(x0 - dx))), max(0, int(np.floor(y0 - dy)))
-    right, bottom = min(width, int(np.ceil(x1 + dx))), min(height, int(np.ceil(y1 + dy)))
+    left, top, right, bottom = grow_box((x0, y0, x1, y1), BOX_MARGIN, height, width)
     if right <= left or bottom <= top:
         raise ValueError(f"box {box!r} lies outside the {height}x{width} image")
     return left, top, right, bottom
+
+
+def grow_box(
+    box: tuple[float, float, float, float], share: float, height: int, width: int
+) -> tuple[int, int, int, int]:
+    """``box`` (x0, y0, x1, y1) enlarged by ``share`` of its width/height on each side, rounded
+    outwards to whole pixels and clipped to an ``height x width`` image."""
+    x0, y0, x1, y1 = box
+    dx, dy = share * (x1 - x0), share * (y1 - y0)
+    return (
+        max(0, math.floor(x0 - dx)),
+        max(0, math.floor(y0 - dy)),
+        min(width, math.ceil(x1 + dx)),
+        min(height, math.ceil(y1 + dy)),
+    )
 
 
 def foreground_mask(

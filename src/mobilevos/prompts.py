@@ -64,13 +64,11 @@ import numpy as np
 from scipy import ndimage
 
 from mobilevos.errors import InputError
-from mobilevos.foreground import BOX_MARGIN, ForegroundModel
+from mobilevos.foreground import BOX_MARGIN, THRESHOLD, ForegroundModel, grow_box
 from mobilevos.io import DAVIS_PALETTE, VOID_LABEL, atomic_path, blend_labels, write_palette_png
 
 logger = logging.getLogger(__name__)
 
-THRESHOLD = 0.5
-"""U²-Net-p probability above which a pixel is foreground."""
 MIN_PART = 0.1
 """A box keeps the connected parts of its foreground at least this share of the largest's area."""
 BOX_CONTEXT = 0.25
@@ -451,7 +449,7 @@ class PromptSegmenter:
         if prompt.box is not None:
             x0, y0, x1, y1 = prompt.box.pixels(height, width)
             box_area[y0:y1, x0:x1] = True
-            context = _grow((x0, y0, x1, y1), BOX_CONTEXT, height, width)
+            context = grow_box((x0, y0, x1, y1), BOX_CONTEXT, height, width)
             prob = self._model.predict(image, box=context)
             foreground = (prob > THRESHOLD) & box_area
             mask = _large_parts(foreground, MIN_PART)
@@ -495,7 +493,7 @@ class PromptSegmenter:
             window = _window(x, y, side, height, width)
             prob = self._model.predict(image, box=window)
             part = _part_at(prob > THRESHOLD, x, y)
-            seen = _grow(window, BOX_MARGIN, height, width)  # what the network looked at
+            seen = grow_box(window, BOX_MARGIN, height, width)  # what the network looked at
             area = (seen[2] - seen[0]) * (seen[3] - seen[1])
             found = part is not None and part.sum() >= MIN_CLICK_PART * area
             if found and not _touches_inner_edge(part, seen):
@@ -514,7 +512,7 @@ class PromptSegmenter:
         window = _window(x, y, side, height, width)
         prob = self._model.predict(image, box=window)
         part = _part_at((prob > THRESHOLD) & mask, x, y)
-        seen = _grow(window, BOX_MARGIN, height, width)
+        seen = grow_box(window, BOX_MARGIN, height, width)
         area = (seen[2] - seen[0]) * (seen[3] - seen[1])
         if part is None or part.sum() < MIN_CLICK_PART * area or _touches_inner_edge(part, seen):
             return _part_at(mask, x, y)  # no distinct thing seen whole: the mask's part
@@ -540,20 +538,6 @@ def _large_parts(mask: np.ndarray, share: float) -> np.ndarray:
     areas = np.bincount(parts.ravel())[1:]
     keep = np.flatnonzero(areas >= share * areas.max()) + 1
     return np.isin(parts, keep)
-
-
-def _grow(
-    box: tuple[int, int, int, int], share: float, height: int, width: int
-) -> tuple[int, int, int, int]:
-    """``box`` enlarged by ``share`` of its width/height on each side, clipped to the frame."""
-    x0, y0, x1, y1 = box
-    dx, dy = share * (x1 - x0), share * (y1 - y0)
-    return (
-        max(0, math.floor(x0 - dx)),
-        max(0, math.floor(y0 - dy)),
-        min(width, math.ceil(x1 + dx)),
-        min(height, math.ceil(y1 + dy)),
-    )
 
 
 def _window(x: int, y: int, side: float, height: int, width: int) -> tuple[int, int, int, int]:
@@ -604,10 +588,8 @@ def _grabcut(
         ) from None
     height, width = mask.shape
     rows, cols = np.nonzero(mask | (box if box is not None else False))
-    top, bottom, left, right = rows.min(), rows.max() + 1, cols.min(), cols.max() + 1
-    dy, dx = GRABCUT_CONTEXT * (bottom - top), GRABCUT_CONTEXT * (right - left)
-    y0, y1 = max(0, math.floor(top - dy)), min(height, math.ceil(bottom + dy))
-    x0, x1 = max(0, math.floor(left - dx)), min(width, math.ceil(right + dx))
+    bounds = (cols.min(), rows.min(), cols.max() + 1, rows.max() + 1)
+    x0, y0, x1, y1 = grow_box(bounds, GRABCUT_CONTEXT, height, width)
     crop = (slice(y0, y1), slice(x0, x1))
     seeds = np.full((y1 - y0, x1 - x0), cv2.GC_PR_BGD, dtype=np.uint8)
     seeds[mask[crop]] = cv2.GC_PR_FGD

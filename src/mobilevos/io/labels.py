@@ -29,11 +29,15 @@ def _davis_palette() -> np.ndarray:
 
 DAVIS_PALETTE: np.ndarray = _davis_palette()
 """``(256, 3)`` uint8 colours; index 1 is (128, 0, 0), index 255 is (224, 224, 192)."""
-_PALETTE_CODES = (
-    (DAVIS_PALETTE[:, 0].astype(np.int64) << 16)
-    | (DAVIS_PALETTE[:, 1].astype(np.int64) << 8)
-    | DAVIS_PALETTE[:, 2]
-)
+
+
+def _colour_codes(rgb: np.ndarray) -> np.ndarray:
+    """Each (..., 3) uint8 colour as one int64, 0xRRGGBB."""
+    rgb = np.asarray(rgb, dtype=np.uint8).astype(np.int64)
+    return (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+
+
+_PALETTE_CODES = _colour_codes(DAVIS_PALETTE)
 
 
 def read_label_image(path: str | Path) -> np.ndarray:
@@ -58,8 +62,10 @@ def read_label_image(path: str | Path) -> np.ndarray:
             image.load()
             if image.mode == "P":
                 return np.array(image, dtype=np.uint8)
-            colours = _colour_array(image)
-            array = _gray_array(path, image) if colours is None else None
+            if image.mode in ("RGB", "RGBA"):
+                array, colours = _split_rgb(image)
+            else:
+                array, colours = _gray_array(path, image), None
     except (UnidentifiedImageError, OSError, SyntaxError) as exc:
         raise InputError(path, f"cannot read image ({exc.__class__.__name__})") from None
     if colours is not None:
@@ -70,17 +76,16 @@ def read_label_image(path: str | Path) -> np.ndarray:
     return _labels_from_gray(path, array)
 
 
-def _colour_array(image: Image.Image) -> np.ndarray | None:
-    """An RGB(A) image whose channels differ somewhere, as (H, W, 3) uint8 with transparent
-    pixels black; None for any other image."""
-    if image.mode not in ("RGB", "RGBA"):
-        return None
+def _split_rgb(image: Image.Image) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """An RGB(A) image as ``(gray, None)`` when its three channels are equal everywhere (a
+    grayscale mask saved in colour), else ``(None, colours)``: (H, W, 3) uint8 with fully
+    transparent pixels black."""
     rgb = np.array(image.convert("RGB"))
     if (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all():
-        return None
+        return rgb[..., 0], None
     if image.mode == "RGBA":
         rgb[np.asarray(image.getchannel("A")) == 0] = 0
-    return rgb
+    return None, rgb
 
 
 def labels_from_colours(rgb: np.ndarray) -> np.ndarray:
@@ -95,8 +100,7 @@ def labels_from_colours(rgb: np.ndarray) -> np.ndarray:
     Shapes:
         rgb: (H, W, 3) uint8; returns: (H, W) uint8
     """
-    flat = np.asarray(rgb, dtype=np.uint8).reshape(-1, 3).astype(np.int64)
-    codes = (flat[:, 0] << 16) | (flat[:, 1] << 8) | flat[:, 2]
+    codes = _colour_codes(rgb).reshape(-1)
     colours, first, inverse = np.unique(codes, return_index=True, return_inverse=True)
     ids = np.zeros(len(colours), dtype=np.int64)
     palette = {code: index for index, code in enumerate(_PALETTE_CODES.tolist())}
@@ -119,16 +123,13 @@ def labels_from_colours(rgb: np.ndarray) -> np.ndarray:
 
 
 def _gray_array(path: Path, image: Image.Image) -> np.ndarray:
-    """The single channel of a grayscale (or gray-valued RGB) image; other modes are refused."""
+    """The single channel of a grayscale image (RGB is :func:`_split_rgb`'s); other modes are
+    refused."""
     mode = image.mode
     if mode in ("L", "1") or mode.startswith("I"):
         return np.asarray(image)
     if mode == "LA":
         return np.asarray(image.getchannel("L"))
-    if mode in ("RGB", "RGBA"):
-        rgb = np.asarray(image.convert("RGB"))
-        if (rgb[..., 0] == rgb[..., 1]).all() and (rgb[..., 1] == rgb[..., 2]).all():
-            return rgb[..., 0]
     raise InputError(path, f"not a label image (mode {mode}); expected a palette or grayscale PNG")
 
 
