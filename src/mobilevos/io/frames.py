@@ -7,13 +7,15 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
-import av
 import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from mobilevos.errors import InputError
+
+if TYPE_CHECKING:  # PyAV loads with the first video, so frame folders and training need none
+    import av
 
 logger = logging.getLogger(__name__)
 
@@ -225,6 +227,8 @@ class _OpenVideo(NamedTuple):
 
 def _open_video(path: Path) -> _OpenVideo:
     """Open ``path`` and decode its first frame, so a broken file fails here, not later."""
+    import av
+
     try:
         container = av.open(str(path), mode="r", metadata_errors="replace")
     except (av.FFmpegError, OSError) as exc:
@@ -254,6 +258,8 @@ def _decode_rgb(
     Shapes:
         yields: (H, W, 3) uint8
     """
+    import av
+
     count = 0
     try:
         for frame in container.decode(stream):

@@ -8,8 +8,8 @@ from collections.abc import Iterable
 from fractions import Fraction
 from pathlib import Path
 from types import TracebackType
+from typing import TYPE_CHECKING
 
-import av
 import numpy as np
 
 from mobilevos.errors import InputError
@@ -17,8 +17,14 @@ from mobilevos.io.atomic import atomic_path
 from mobilevos.io.frames import DEFAULT_FPS, Frame, _hhww
 from mobilevos.io.labels import DAVIS_PALETTE, VOID_LABEL
 
-_WRITABLE_EXTENSIONS = frozenset({".mp4", ".mov", ".mkv", ".avi"})
+if TYPE_CHECKING:  # PyAV loads with the first video written
+    import av
+
+_WRITABLE_EXTENSIONS = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm"})
 _ENCODERS = ("libx264", "mpeg4")
+_WEBM_ENCODER = "libvpx"
+"""VP8 for ``.webm``: the codec every browser decodes without licensing questions (the web
+page's sample clip and its tests)."""
 
 
 def blend_labels(image: np.ndarray, labels: np.ndarray, alpha: float = 0.5) -> np.ndarray:
@@ -82,6 +88,8 @@ def _label_edges(labels: np.ndarray, width: int) -> np.ndarray:
 @functools.cache
 def _default_encoder() -> str:
     """libx264 when PyAV's bundled ffmpeg has it, else the always-present mpeg4 encoder."""
+    import av
+
     for name in _ENCODERS:
         try:
             av.Codec(name, "w")
@@ -92,7 +100,8 @@ def _default_encoder() -> str:
 
 
 class VideoWriter:
-    """Write RGB frames to a video (H.264 or MPEG-4 Part 2, yuv420p), atomically.
+    """Write RGB frames to a video (H.264 or MPEG-4 Part 2; VP8 in ``.webm``; yuv420p),
+    atomically.
 
     Use as a context manager: frames go to a temporary file beside ``path`` that is renamed onto
     ``path`` when the block ends normally and deleted when it raises, so a crash never leaves a
@@ -101,9 +110,10 @@ class VideoWriter:
     is cropped): a 49x65 input is stored as 50x66.
 
     Args:
-        path: output file, ``.mp4`` (also ``.mov``, ``.mkv``, ``.avi``).
+        path: output file, ``.mp4`` (also ``.mov``, ``.mkv``, ``.avi``, ``.webm``).
         fps: frame rate; pass the input's :attr:`FrameSource.fps` to keep timing.
-        codec: ``"libx264"`` or ``"mpeg4"``; default: libx264 if available, else mpeg4.
+        codec: ``"libx264"`` or ``"mpeg4"``; default: libx264 if available, else mpeg4
+            (``.webm``: ``"libvpx"``, VP8).
         quality: libx264 constant rate factor (lower is better; 18 is visually lossless).
     """
 
@@ -122,7 +132,8 @@ class VideoWriter:
         if not fps > 0:
             raise ValueError(f"fps must be positive, got {fps}")
         self.fps = float(fps)
-        self.codec = codec or _default_encoder()
+        webm = self.path.suffix.lower() == ".webm"
+        self.codec = codec or (_WEBM_ENCODER if webm else _default_encoder())
         self.quality = quality
         self.num_frames = 0
         self._size: tuple[int, int] | None = None
@@ -131,6 +142,8 @@ class VideoWriter:
         self._stream: av.video.stream.VideoStream | None = None
 
     def __enter__(self) -> VideoWriter:
+        import av
+
         with contextlib.ExitStack() as stack:
             tmp = stack.enter_context(atomic_path(self.path))
             # faststart puts the index first, so players can start before the download ends
@@ -154,6 +167,8 @@ class VideoWriter:
             self._add_stream(image.shape[:2])
         elif image.shape[:2] != self._size:
             raise ValueError(f"frame is {_hhww(image.shape)} but the video is {_hhww(self._size)}")
+        import av
+
         frame = av.VideoFrame.from_ndarray(_pad_to_even(image), format="rgb24")
         frame.pts = self.num_frames
         for packet in self._stream.encode(frame):
@@ -169,6 +184,9 @@ class VideoWriter:
         stream.pix_fmt = "yuv420p"
         if self.codec == "libx264":
             stream.options = {"crf": str(self.quality), "preset": "fast"}
+        elif self.codec == _WEBM_ENCODER:  # constant quality, with the bit rate as its ceiling
+            stream.bit_rate = max(2_000_000, int(stream.width * stream.height * self.fps))
+            stream.options = {"crf": str(max(4, self.quality // 2)), "deadline": "good"}
         else:
             stream.bit_rate = max(1_000_000, int(0.2 * stream.width * stream.height * self.fps))
         self._stream = stream
