@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint format clean repro-distill default-data campaign
+.PHONY: setup demo test lint format clean repro-distill default-data campaign web test-web
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,7 +38,27 @@ format: setup
 	$(BIN)/ruff check --fix src tests scripts
 
 clean:
-	rm -rf $(VENV) demo .pytest_cache .ruff_cache
+	rm -rf $(VENV) demo .pytest_cache .ruff_cache web/node_modules
+
+# The web page's JavaScript dependencies (onnxruntime-web), pinned by web/package-lock.json;
+# then `.venv/bin/mobilevos serve` and open http://127.0.0.1:8000.
+WEB_STAMP := web/node_modules/.package-lock.json
+
+$(WEB_STAMP): web/package-lock.json
+	npm ci --prefix web --no-audit --no-fund
+
+web: $(WEB_STAMP)
+
+# The page in a real browser (tests/test_web.py): the `web` extra (playwright, which drives the
+# system's chromium: no browser is downloaded), web/node_modules, and Debian's chromium when it
+# is missing and we may install it.
+test-web: setup web
+	$(BIN)/python -m pip install --quiet -e '.[dev,web]'
+	command -v chromium >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get install -y chromium || echo "chromium: apt could not install it"; \
+	  elif command -v sudo >/dev/null; then sudo apt-get install -y chromium || echo "chromium: apt could not install it"; \
+	  else echo "chromium is missing and cannot be installed here (not root, no sudo)"; fi; }
+	$(BIN)/pytest tests/test_web.py
 
 # Small-scale reproduction of the paper's distillation claim on CPU (several hours; resumable:
 # rerun the same command after an interruption). Results in results/distillation/.

@@ -3,12 +3,26 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 torch.set_num_threads(min(2, os.cpu_count() or 1))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """The browser tests (marker ``web``, tests/test_web.py) run when asked for, by naming their
+    file or by ``-m web``; a plain ``pytest`` (``make test``) leaves them out: they need
+    chromium, playwright and web/node_modules and take about a minute (``make test-web``)."""
+    named = any(Path(arg.split("::")[0]).name == "test_web.py" for arg in config.args)
+    if named or "web" in (config.option.markexpr or "").replace("not web", ""):
+        return
+    web = [item for item in items if item.get_closest_marker("web")]
+    if web:
+        config.hook.pytest_deselected(items=web)
+        items[:] = [item for item in items if not item.get_closest_marker("web")]
 
 
 @pytest.fixture(scope="session")

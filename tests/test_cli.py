@@ -10,6 +10,7 @@ library's own predictor, determinism, and clean failures that leave nothing behi
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import subprocess
@@ -687,3 +688,42 @@ def test_segment_without_checkpoint_uses_the_packaged_default(
     expected = reference_labels(tiny_checkpoint, clip.source("mp4"), {0: clip.labels[0]})
     for labels, want in zip(read_outputs(tmp_path / "b").values(), expected, strict=True):
         np.testing.assert_array_equal(labels, want)
+
+
+# --------------------------------------------------------------------------------------- serve
+
+
+def test_serve_explains_what_is_missing_in_one_line(
+    tmp_path: Path, capsys, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    from mobilevos.serve import ORT_DIST
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    web = tmp_path / "web"
+    web.mkdir()
+    assert_user_error(run_cli(capsys, "serve", "--web-dir", web), "no web page here", "--web-dir")
+    (web / "index.html").write_text("<!doctype html>")
+    assert_user_error(run_cli(capsys, "serve", "--web-dir", web), "run `make web`", "npm ci")
+    (web / ORT_DIST).mkdir(parents=True)
+    (web / ORT_DIST / "ort.min.mjs").write_text("export {};")
+    not_an_export = tmp_path / "graphs"
+    not_an_export.mkdir()
+    result = run_cli(capsys, "serve", "--web-dir", web, "--model-dir", not_an_export)
+    assert_user_error(result, "no manifest.json")
+    manifest = {
+        "format_version": 1,
+        "graphs": {"encode_query": {}, "encode_value": {}, "segment": {}},
+        "memory": {},
+        "input_size": [32, 48],
+        "max_objects": 1,
+        "model_config": {},
+    }
+    (not_an_export / "manifest.json").write_text(json.dumps(manifest))
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        argv = ["serve", "--web-dir", web, "--model-dir", not_an_export, "--port", port]
+        assert_user_error(run_cli(capsys, *argv), f"cannot listen on 127.0.0.1:{port}")

@@ -397,6 +397,16 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=_bench)
 
 
+def _add_serve(sub: argparse._SubParsersAction) -> None:
+    from mobilevos.serve import add_serve_arguments, serve_command
+
+    p = sub.add_parser(
+        "serve", help="serve the web page that runs the exported student in the browser"
+    )
+    add_serve_arguments(p)
+    p.set_defaults(func=serve_command)
+
+
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_segment,
     _add_info,
@@ -408,6 +418,7 @@ SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     _add_synth,
     _add_demo,
     _add_bench,
+    _add_serve,
 ]
 
 
