@@ -5,7 +5,6 @@ and how it fails. The page itself runs in a browser in ``tests/test_web.py``."""
 from __future__ import annotations
 
 import json
-import threading
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -48,12 +47,8 @@ def site(tmp_path: Path) -> Site:
 
 @pytest.fixture
 def server(site: Site) -> Iterator[WebServer]:
-    httpd = WebServer(("127.0.0.1", 0), site)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield httpd
-    httpd.shutdown()
-    httpd.server_close()
+    with WebServer.in_background(site) as httpd:
+        yield httpd
 
 
 def fetch(server: WebServer, path: str, **headers: str) -> tuple[int, dict[str, str], bytes]:

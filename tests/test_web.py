@@ -24,7 +24,6 @@ import io
 import json
 import os
 import shutil
-import threading
 import zipfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -120,12 +119,8 @@ def model_dir(tools: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
 def server(clip: Clip, model_dir: Path) -> Iterator[WebServer]:
     site = build_site(WEB, model_dir, U2NETP.find(), Sample(clip.video, "a generated clip"))
     site.mounts["/data/"] = clip.data
-    httpd = WebServer(("127.0.0.1", 0), site)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield httpd
-    httpd.shutdown()
-    httpd.server_close()
+    with WebServer.in_background(site) as httpd:
+        yield httpd
 
 
 @pytest.fixture(scope="module")

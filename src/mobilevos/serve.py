@@ -31,8 +31,10 @@ import mimetypes
 import os
 import re
 import sys
+import threading
 import time
 import urllib.parse
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -229,6 +231,20 @@ class WebServer(ThreadingHTTPServer):
     def url(self) -> str:
         host, port = self.server_address[:2]
         return f"http://{host}:{port}/"
+
+    @classmethod
+    @contextlib.contextmanager
+    def in_background(cls, site: Site, host: str = "127.0.0.1") -> Iterator[WebServer]:
+        """The server answering on a free port from a thread while the block runs (tests,
+        notebooks); shut down and closed when it ends."""
+        httpd = cls((host, 0), site)
+        thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+        thread.start()
+        try:
+            yield httpd
+        finally:
+            httpd.shutdown()
+            httpd.server_close()
 
 
 # ---------------------------------------------------------------------------- what is served
