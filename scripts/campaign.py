@@ -2,6 +2,12 @@
 
     .venv/bin/python scripts/campaign.py [--minutes 170]          # or: make campaign
 
+The campaign has stages (``configs/default/stage*.yaml``; ``--stage``, by default the last):
+stage 1 trains at the peak learning rate, stage 2 resumes stage 1's state at the step where its
+cosine starts and anneals the rate to zero. To train longer before annealing, continue stage 1
+(``--stage stage1``), then move stage 2's ``schedule_start`` and ``steps`` to its new step and
+remove ``campaign/default/stage2``.
+
 The run's resumable state (``campaign/default/<stage>/last.pt``: weights, optimiser, schedule,
 step) and its logs live in the repository, so a fresh clone on another machine continues the
 campaign: commit ``campaign/`` at the end of a working stretch. The data are rebuilt from the
@@ -19,41 +25,62 @@ never looked at here: ``scripts/default_report.py`` scores the shipped model on 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
 import shutil
 import time
 from pathlib import Path
 
+import torch
+
 from mobilevos.checkpoint import DEFAULT_CHECKPOINT, load_model, save_checkpoint
 from mobilevos.evaluate import run_eval
 from mobilevos.fingerprint import output_fingerprint
-from mobilevos.train import Trainer, load_train_config
+from mobilevos.scoring.davis import DavisResult
+from mobilevos.train import TrainConfig, Trainer, load_train_config
 
 ROOT = Path(__file__).resolve().parents[1]
 CAMPAIGN = ROOT / "campaign" / "default"
-STAGES = {"stage1": ROOT / "configs" / "default" / "stage1.yaml"}
+# The campaign's stages in order; a stage without a state of its own starts from the previous
+# stage's, which must have reached the step where the later stage's schedule starts.
+STAGES = {name: ROOT / "configs" / "default" / f"{name}.yaml" for name in ("stage1", "stage2")}
 HELD_OUT = {
     # name: (DAVIS-layout root, split, network input short side)
     "procedural": (ROOT / "data" / "default" / "synth-heldout", "val", 288),
     "real-val": (ROOT / "data" / "default" / "real", "val", 288),
 }
-DATA_DESCRIPTION = (
-    "procedural videos (288x512, 24 frames) with objects and backgrounds cut from 98 real "
-    "photographs (Debian wallpapers, scikit-image and OpenCV samples); see scripts/default_data.py"
-)
+DATA_DESCRIPTION = {
+    "stage1": (
+        "procedural videos (288x512, 24 frames) with objects and backgrounds cut from 98 real "
+        "photographs (Debian wallpapers, scikit-image and OpenCV samples); see "
+        "scripts/default_data.py"
+    ),
+    "stage2": (
+        "stage 1's procedural videos, and 42 of those photographs with confident U²-Net-p "
+        "pseudo-masks made into pseudo-videos by random motion (about a fifth of the clips); "
+        "see scripts/default_data.py"
+    ),
+}
+
+
+def held_out_results(trainer: Trainer) -> dict[str, DavisResult]:
+    """The evaluator's results on every held-out set that exists (``make default-data``)."""
+    results = {}
+    for name, (root, split, size) in HELD_OUT.items():
+        if root.is_dir():
+            out = trainer.run_dir / "eval" / name
+            results[name] = run_eval(trainer.model, "davis2017", root, split, out, "cpu", size,
+                                     workers=1)  # fmt: skip
+    return results
 
 
 def evaluate(trainer: Trainer) -> dict[str, float]:
-    """J&F on every held-out set that exists (rebuilt with ``make default-data``)."""
-    scores = {}
-    for name, (root, split, size) in HELD_OUT.items():
-        if not root.is_dir():
-            continue
-        out = trainer.run_dir / "eval" / name
-        result = run_eval(trainer.model, "davis2017", root, split, out, "cpu", size, workers=1)
-        scores[name] = round(float(result.global_row.jf_mean), 4)
-    return scores
+    """J&F on every held-out set that exists."""
+    return {
+        name: round(float(result.global_row.jf_mean), 4)
+        for name, result in held_out_results(trainer).items()
+    }
 
 
 def history(path: Path) -> list[dict]:
@@ -70,7 +97,7 @@ def export(trainer: Trainer, scores: dict[str, float], stage: str) -> None:
         "train_seconds": round(trainer.train_seconds, 1),
         "crop": trainer.config.data.crop,
         "clip_length": trainer.config.data.clip_length,
-        "data": DATA_DESCRIPTION,
+        "data": DATA_DESCRIPTION[stage],
         "held_out_jf": scores,
         "recipe": trainer.config.to_dict(),
     }
@@ -91,6 +118,11 @@ def plot(records: list[dict], path: Path) -> None:
         points = [(r["step"], r["scores"][name]) for r in records if name in r["scores"]]
         if points:
             ax.plot(*zip(*points, strict=True), marker="o", label=name)
+    for before, after in itertools.pairwise(records):
+        if after["stage"] != before["stage"]:  # a stage resumes the previous one's last step
+            ax.axvline(before["step"], color="gray", linestyle="--", linewidth=1)
+            ax.annotate(after["stage"], (before["step"], 0.02), xycoords=("data", "axes fraction"),
+                        xytext=(4, 0), textcoords="offset points", color="gray")  # fmt: skip
     ax.set_xlabel("training step")
     ax.set_ylabel("held-out J&F")
     ax.grid(alpha=0.3)
@@ -102,7 +134,7 @@ def plot(records: list[dict], path: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--stage", default="stage1", choices=sorted(STAGES))
+    parser.add_argument("--stage", default=list(STAGES)[-1], choices=list(STAGES))
     parser.add_argument("--minutes", type=float, default=None, help="stop after this long")
     parser.add_argument("--eval-every", type=int, default=250, help="steps between evaluations")
     parser.add_argument(
@@ -118,9 +150,12 @@ def main() -> None:
     log_path = CAMPAIGN / "history.jsonl"
     records = history(log_path)
     best = max((r["selection"] for r in records), default=-1.0)
-    if args.adopt is not None:
-        shutil.copy2(args.adopt / "last.pt", run_dir / "last.pt")
     config = load_train_config(STAGES[args.stage], [f"out_dir={run_dir.relative_to(ROOT)}"])
+    if args.adopt is not None:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(args.adopt / "last.pt", run_dir / "last.pt")
+    elif not (run_dir / "last.pt").is_file():
+        start_stage(args.stage, config, run_dir)
     trainer = Trainer(config, resume=(run_dir / "last.pt").is_file())
     if args.adopt is not None:
         scores = history(args.adopt / "history.jsonl")[-1]["scores"]
@@ -132,6 +167,24 @@ def main() -> None:
         trainer.run(stop_at=target)
         trainer.save_state()
         best = record_step(trainer, args.stage, evaluate(trainer), records, best, log_path)
+
+
+def start_stage(stage: str, config: TrainConfig, run_dir: Path) -> None:
+    """Give a later stage the previous stage's state to start from (stage 1 starts afresh)."""
+    names = list(STAGES)
+    if names.index(stage) == 0:
+        return
+    previous = CAMPAIGN / names[names.index(stage) - 1] / "last.pt"
+    if not previous.is_file():
+        raise SystemExit(f"error: {previous}: {stage} starts from this state; it is missing")
+    step = torch.load(previous, map_location="cpu", weights_only=True)["step"]
+    if step != config.optim.schedule_start:
+        raise SystemExit(
+            f"error: {previous} is at step {step}, but {stage} starts its schedule at step "
+            f"{config.optim.schedule_start} ({STAGES[stage].relative_to(ROOT)})"
+        )
+    run_dir.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(previous, run_dir / "last.pt")
 
 
 def record_step(

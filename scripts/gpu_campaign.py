@@ -21,8 +21,11 @@ Back here, with the returned files in a folder:
 
 joins and checks the parts into ``runs/gpu/last.pt``, scores it on every held-out set here (the
 real validation videos stay on this machine), and hands it to ``scripts/campaign.py --adopt``,
-which re-exports the shipped weights if the selection score improved. ``--device cpu`` runs the
-same path on a CPU (a smoke test: ``train --device cpu --minutes 1 --videos 8``).
+which re-exports the shipped weights if the selection score improved. It continues stage 1, the
+peak-rate stage; the shipped model is annealed by stage 2 from stage 1's step 1750, so a longer
+stage 1 needs stage 2 moved to its new step before it anneals (``scripts/campaign.py``).
+``--device cpu`` runs the same path on a CPU (a smoke test: ``train --device cpu --minutes 1
+--videos 8``).
 """
 
 from __future__ import annotations
@@ -157,7 +160,14 @@ def adopt(folder: Path) -> None:
     with (RUN / "history.jsonl").open("a") as f:
         f.write(json.dumps(record) + "\n")
     print(json.dumps(record), flush=True)
-    campaign = [sys.executable, str(ROOT / "scripts" / "campaign.py"), "--adopt", str(RUN)]
+    campaign = [
+        sys.executable,
+        str(ROOT / "scripts" / "campaign.py"),
+        "--stage",
+        "stage1",
+        "--adopt",
+        str(RUN),
+    ]
     subprocess.run([*campaign, "--minutes", "0"], check=True)
 
 

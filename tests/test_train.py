@@ -17,6 +17,7 @@ from mobilevos.model.network import build_model
 from mobilevos.predictor import VOSPredictor
 from mobilevos.train import Trainer, compute_losses
 from mobilevos.train.config import load_train_config
+from mobilevos.train.trainer import _lr_factor
 
 
 def losses(run_dir: Path) -> list[dict]:
@@ -42,6 +43,24 @@ def test_recipes_merge_bases_and_overrides_and_reject_unknown_keys(tmp_path):
         load_train_config(path, ["optim.lr=fast"])
     with pytest.raises(ConfigError, match=r"config\.steps: expected an integer"):
         load_train_config(path, ["steps=1.5"])
+
+
+@pytest.mark.parametrize(
+    ("schedule", "expected"),
+    [
+        # Cosine over steps 6..10: flat before 6, then 0.5 * (1 + cos(pi * (step - 6) / 4)).
+        ("cosine", {0: 1.0, 5: 1.0, 6: 1.0, 7: 0.853553, 8: 0.5, 9: 0.146447, 10: 0.0}),
+        # Milestone 0.5 of the span 6..10 is step 8.
+        ("step", {0: 1.0, 6: 1.0, 7: 1.0, 8: 0.1, 10: 0.1}),
+    ],
+)
+def test_schedule_start_decays_only_over_the_last_steps(tmp_path, schedule, expected):
+    overrides = [f"optim.schedule={schedule}", "optim.schedule_start=6", "steps=10"]
+    config = load_train_config(recipe(tmp_path), [*overrides, "optim.milestones=[0.5]"])
+    factors = {step: round(_lr_factor(config, step), 6) for step in expected}
+    assert factors == expected
+    with pytest.raises(ConfigError, match=r"schedule_start \(10\) must be below steps \(10\)"):
+        load_train_config(recipe(tmp_path), [*overrides[:1], "optim.schedule_start=10", "steps=10"])
 
 
 def test_repeated_steps_on_one_batch_lower_the_loss(tmp_path):
@@ -188,6 +207,7 @@ import sys, torch
 from mobilevos.distributed import init_distributed, shutdown_distributed
 from mobilevos.train import Trainer
 from mobilevos.train.config import load_train_config
+from mobilevos.train.trainer import _lr_factor
 
 config = load_train_config(sys.argv[1], sys.argv[3:])
 context = init_distributed(torch.device("cpu"))

@@ -60,7 +60,12 @@ class LossConfig:
 
 @dataclass(frozen=True)
 class OptimConfig:
-    """Adam with a step (STCN) or cosine schedule; ``milestones`` are fractions of the steps."""
+    """Adam with a step (STCN) or cosine schedule over steps ``schedule_start``..``steps``.
+
+    ``milestones`` are fractions of that span. Before ``schedule_start`` the rate stays at
+    ``lr`` (after the warm-up): a later stage that resumes a run at that step decays it from
+    there, e.g. a cosine anneal over a stage's last few hundred steps.
+    """
 
     lr: float = 1e-5
     weight_decay: float = 1e-7
@@ -69,8 +74,11 @@ class OptimConfig:
     milestones: tuple[float, ...] = (0.8,)
     gamma: float = 0.1
     warmup_steps: int = 0
+    schedule_start: int = 0
 
     def __post_init__(self) -> None:
+        if self.schedule_start < 0:
+            raise ConfigError(f"optim.schedule_start must be >= 0, got {self.schedule_start}")
         if self.schedule not in ("step", "cosine", "constant"):
             raise ConfigError(
                 f"optim.schedule must be step, cosine or constant, got {self.schedule}"
@@ -143,6 +151,11 @@ class TrainConfig:
             raise ConfigError(f"amp must be none, bf16 or fp16, got {self.amp!r}")
         if self.steps < 1 or self.batch_size < 1 or self.grad_accum < 1:
             raise ConfigError("steps, batch_size and grad_accum must be positive")
+        if self.optim.schedule_start >= self.steps:
+            raise ConfigError(
+                f"optim.schedule_start ({self.optim.schedule_start}) must be below steps "
+                f"({self.steps})"
+            )
 
     def to_dict(self) -> dict[str, Any]:
         return _plain(dataclasses.asdict(self))

@@ -60,7 +60,8 @@ STATE_VERSION = 1
 def _lr_factor(config: TrainConfig, step: int) -> float:
     optim = config.optim
     warm = min(1.0, (step + 1) / optim.warmup_steps) if optim.warmup_steps else 1.0
-    progress = step / config.steps
+    start = optim.schedule_start
+    progress = max(step - start, 0) / (config.steps - start)
     if optim.schedule == "step":
         return warm * optim.gamma ** sum(progress >= m for m in optim.milestones)
     if optim.schedule == "cosine":
