@@ -201,6 +201,12 @@ def build_textures(assets: Path, out: Path) -> int:
     return count
 
 
+def write_description(path: Path, meta: dict, preview: Path, blocks: list, columns: int) -> None:
+    """Write a built set's description (``path``, JSON) and its contact sheet (``preview``)."""
+    path.write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
+    write_contact_sheet(preview, blocks, columns=columns)
+
+
 def build_static(textures: Path, out: Path, preview: Path, model: ForegroundModel) -> dict:
     """Write the confidently pseudo-masked photographs as image + mask pairs; returns the json."""
     start = time.monotonic()
@@ -238,8 +244,7 @@ def build_static(textures: Path, out: Path, preview: Path, model: ForegroundMode
             ),
             photos=photos, seconds=round(time.monotonic() - start, 1),
         )  # fmt: skip
-        (tmp / "static.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
-        write_contact_sheet(preview, blocks, columns=6)
+        write_description(tmp / "static.json", meta, preview, blocks, columns=6)
     return meta
 
 
@@ -439,8 +444,7 @@ def build_real_train(assets: Path, out: Path, preview: Path, model: ForegroundMo
             ),
             sequences=sequences, seconds=round(time.monotonic() - start, 1),
         )  # fmt: skip
-        (tmp / "real.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
-        write_contact_sheet(preview, blocks, columns=2)
+        write_description(tmp / "real.json", meta, preview, blocks, columns=2)
     return meta
 
 
@@ -497,8 +501,7 @@ def build_real_test(assets: Path, out: Path, preview: Path, model: ForegroundMod
             model=U2NETP, foreground_threshold=THRESHOLD, max_frames=TEST_MAX_FRAMES,
             clips=clips, seconds=round(time.monotonic() - start, 1),
         )  # fmt: skip
-        (tmp / "real-test.json").write_text(json.dumps(meta, indent=2, ensure_ascii=False) + "\n")
-        write_contact_sheet(preview, blocks, columns=1)
+        write_description(tmp / "real-test.json", meta, preview, blocks, columns=1)
     return meta
 
 
