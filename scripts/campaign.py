@@ -167,6 +167,11 @@ def main() -> None:
         trainer.run(stop_at=target)
         trainer.save_state()
         best = record_step(trainer, args.stage, evaluate(trainer), records, best, log_path)
+    if trainer.step >= config.steps:
+        print(
+            f"{args.stage} is complete at step {trainer.step}: nothing left to train. To train "
+            "longer, see this script's docstring (continue stage 1, then move stage 2)."
+        )
 
 
 def start_stage(stage: str, config: TrainConfig, run_dir: Path) -> None:
