@@ -37,7 +37,6 @@ import platform
 import shutil
 import statistics
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -176,14 +175,8 @@ def page_run(page: Any, server: WebServer, frames: int, screenshot: Path) -> dic
 def serving(model_dir: Path, data: Path, sample: Sample | None) -> Iterator[WebServer]:
     site = build_site(WEB, model_dir, U2NETP.find(), sample)
     site.mounts["/data/"] = data
-    server = WebServer(("127.0.0.1", 0), site)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with WebServer.in_background(site) as server:
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def main() -> None:
