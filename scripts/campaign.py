@@ -29,6 +29,7 @@ import itertools
 import json
 import os
 import shutil
+import statistics
 import time
 from pathlib import Path
 
@@ -77,10 +78,33 @@ def held_out_results(trainer: Trainer) -> dict[str, DavisResult]:
 
 def evaluate(trainer: Trainer) -> dict[str, float]:
     """J&F on every held-out set that exists."""
-    return {
-        name: round(float(result.global_row.jf_mean), 4)
-        for name, result in held_out_results(trainer).items()
-    }
+    return jf_scores(held_out_results(trainer))
+
+
+def jf_scores(results: dict[str, DavisResult]) -> dict[str, float]:
+    """Each set's J&F, rounded as the campaign's records keep it."""
+    return {name: round(float(result.global_row.jf_mean), 4) for name, result in results.items()}
+
+
+def per_object_jf(result: DavisResult) -> dict[str, float]:
+    """J&F of every object (``<sequence>_<id>``) of one evaluation."""
+    return {row.name: round((row.j.mean + row.f.mean) / 2, 4) for row in result.objects}
+
+
+def paired_difference(ours: dict[str, float], base: dict[str, float]) -> str:
+    """Per-object ``ours - base`` (same objects): mean ± standard error, and how many moved."""
+    diffs = [ours[k] - base[k] for k in base]
+    error = statistics.stdev(diffs) / len(diffs) ** 0.5 if len(diffs) > 1 else float("nan")
+    better, worse = sum(d > 0.01 for d in diffs), sum(d < -0.01 for d in diffs)
+    return (
+        f"{statistics.mean(diffs):+.3f} ± {error:.3f} over {len(diffs)} objects "
+        f"({better} better, {worse} worse by more than 0.01)"
+    )
+
+
+def state_step(path: Path) -> int:
+    """The step a resumable training state (``last.pt``) has reached."""
+    return int(torch.load(path, map_location="cpu", weights_only=True)["step"])
 
 
 def history(path: Path) -> list[dict]:
@@ -182,7 +206,7 @@ def start_stage(stage: str, config: TrainConfig, run_dir: Path) -> None:
     previous = CAMPAIGN / names[names.index(stage) - 1] / "last.pt"
     if not previous.is_file():
         raise SystemExit(f"error: {previous}: {stage} starts from this state; it is missing")
-    step = torch.load(previous, map_location="cpu", weights_only=True)["step"]
+    step = state_step(previous)
     if step != config.optim.schedule_start:
         raise SystemExit(
             f"error: {previous} is at step {step}, but {stage} starts its schedule at step "

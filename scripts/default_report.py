@@ -16,6 +16,8 @@ import argparse
 import json
 from pathlib import Path
 
+from campaign import per_object_jf
+
 from mobilevos.checkpoint import DEFAULT_CHECKPOINT, load_model, read_checkpoint
 from mobilevos.data.davis import DavisDataset
 from mobilevos.evaluate import run_eval
@@ -53,13 +55,12 @@ def main() -> None:
     for name, (root, size) in SETS.items():
         slug = name.replace(" ", "-")
         result = run_eval(model, "davis2017", root, "val", work / slug, "cpu", size, workers=1)
-        per_object = {row.name: round((row.j.mean + row.f.mean) / 2, 4) for row in result.objects}
         scores[name] = {
             "jf": round(float(result.global_row.jf_mean), 4),
             "j": round(float(result.global_row.j_mean), 4),
             "f": round(float(result.global_row.f_mean), 4),
             "copy_first_mask_jf": round(copy_first_mask(root, work / f"{slug}-copy"), 4),
-            "per_object_jf": per_object,
+            "per_object_jf": per_object_jf(result),
         }
     report = {"checkpoint": str(args.checkpoint), "steps": meta.get("steps"), "sets": scores}
     args.out.mkdir(parents=True, exist_ok=True)

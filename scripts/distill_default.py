@@ -34,7 +34,16 @@ import time
 from pathlib import Path
 
 import torch
-from campaign import CAMPAIGN, HELD_OUT, ROOT, STAGES, evaluate, history
+from campaign import (
+    CAMPAIGN,
+    HELD_OUT,
+    ROOT,
+    STAGES,
+    evaluate,
+    history,
+    paired_difference,
+    per_object_jf,
+)
 
 from mobilevos.checkpoint import load_model, save_checkpoint
 from mobilevos.evaluate import run_eval
@@ -124,7 +133,7 @@ def score_sets(model: torch.nn.Module, out: Path) -> dict[str, dict[str, float]]
     for name, (root, split, size) in SETS.items():
         result = run_eval(model, "davis2017", root, split, out / name.replace(" ", "-"), "cpu",
                           size, workers=1)  # fmt: skip
-        scores[name] = {row.name: round((row.j.mean + row.f.mean) / 2, 4) for row in result.objects}
+        scores[name] = per_object_jf(result)
     return scores
 
 
@@ -171,14 +180,7 @@ def report() -> None:
         "",
     ]
     for name in sets:
-        diffs = [rows["distill"][name][k] - rows["seg"][name][k] for k in rows["seg"][name]]
-        error = statistics.stdev(diffs) / len(diffs) ** 0.5 if len(diffs) > 1 else float("nan")
-        better = sum(d > 0.01 for d in diffs)
-        worse = sum(d < -0.01 for d in diffs)
-        lines.append(
-            f"* {name}: {statistics.mean(diffs):+.3f} ± {error:.3f} over {len(diffs)} objects "
-            f"({better} better, {worse} worse by more than 0.01)"
-        )
+        lines.append(f"* {name}: {paired_difference(rows['distill'][name], rows['seg'][name])}")
     (RESULTS / "table.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -23,12 +23,21 @@ import argparse
 import json
 import os
 import shutil
-import statistics
 import time
 from pathlib import Path
 
 import torch
-from campaign import CAMPAIGN, ROOT, STAGES, held_out_results, history
+from campaign import (
+    CAMPAIGN,
+    ROOT,
+    STAGES,
+    held_out_results,
+    history,
+    jf_scores,
+    paired_difference,
+    per_object_jf,
+    state_step,
+)
 
 from mobilevos.train import Trainer, load_train_config
 
@@ -48,8 +57,7 @@ RESULTS = ROOT / "results" / "default" / "sources"
 
 
 def run_variant(name: str, stage: str, start: Path, steps: int, eval_every: int) -> None:
-    step = torch.load(start, map_location="cpu", weights_only=True)["step"]
-    run_dir = OUT / f"from-{step}" / name
+    run_dir = OUT / f"from-{state_step(start)}" / name
     run_dir.mkdir(parents=True, exist_ok=True)
     if not (run_dir / "last.pt").is_file():
         shutil.copy2(start, run_dir / "last.pt")
@@ -71,11 +79,8 @@ def run_variant(name: str, stage: str, start: Path, steps: int, eval_every: int)
             "start": first,
             "step": trainer.step,
             "leg_seconds": round(time.monotonic() - began, 1),
-            "scores": {n: round(float(r.global_row.jf_mean), 4) for n, r in results.items()},
-            "per_object_jf": {
-                n: {row.name: round((row.j.mean + row.f.mean) / 2, 4) for row in r.objects}
-                for n, r in results.items()
-            },
+            "scores": jf_scores(results),
+            "per_object_jf": {n: per_object_jf(r) for n, r in results.items()},
         }
         with log_path.open("a") as f:
             f.write(json.dumps(record) + "\n")
@@ -143,15 +148,8 @@ def _paired(runs: dict[str, list[dict]], sets: list[str]) -> list[str]:
             continue
         lines += ["", f"{variant} minus synth from step {ours['start']}, at step {ours['step']}, "
                   "per object (mean ± standard error):", ""]  # fmt: skip
-        for name in sets:
-            a, b = ours["per_object_jf"][name], theirs["per_object_jf"][name]
-            diffs = [a[k] - b[k] for k in b]
-            error = statistics.stdev(diffs) / len(diffs) ** 0.5 if len(diffs) > 1 else float("nan")
-            better, worse = sum(d > 0.01 for d in diffs), sum(d < -0.01 for d in diffs)
-            lines.append(
-                f"* {name}: {statistics.mean(diffs):+.3f} ± {error:.3f} over {len(diffs)} "
-                f"objects ({better} better, {worse} worse by more than 0.01)"
-            )
+        ours_jf, theirs_jf = ours["per_object_jf"], theirs["per_object_jf"]
+        lines += [f"* {name}: {paired_difference(ours_jf[name], theirs_jf[name])}" for name in sets]
     return lines
 
 
