@@ -27,42 +27,88 @@ from __future__ import annotations
 import argparse
 import itertools
 import json
+import math
 import os
 import shutil
 import statistics
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import torch
 
-from mobilevos.checkpoint import DEFAULT_CHECKPOINT, load_model, save_checkpoint
+from mobilevos.checkpoint import load_model, save_checkpoint
 from mobilevos.evaluate import run_eval
 from mobilevos.fingerprint import output_fingerprint
 from mobilevos.scoring.davis import DavisResult
 from mobilevos.train import TrainConfig, Trainer, load_train_config
 
 ROOT = Path(__file__).resolve().parents[1]
-CAMPAIGN = ROOT / "campaign" / "default"
-# The campaign's stages in order; a stage without a state of its own starts from the previous
-# stage's, which must have reached the step where the later stage's schedule starts.
-STAGES = {name: ROOT / "configs" / "default" / f"{name}.yaml" for name in ("stage1", "stage2")}
+# The package's shipped weights, in this checkout's source tree (an editable install reads them
+# from here); a copy of the scripts beside a copy of the tree writes into that copy.
+ASSETS = ROOT / "src" / "mobilevos" / "assets"
 HELD_OUT = {
     # name: (DAVIS-layout root, split, network input short side)
     "procedural": (ROOT / "data" / "default" / "synth-heldout", "val", 288),
     "real-val": (ROOT / "data" / "default" / "real", "val", 288),
 }
-DATA_DESCRIPTION = {
-    "stage1": (
-        "procedural videos (288x512, 24 frames) with objects and backgrounds cut from 98 real "
-        "photographs (Debian wallpapers, scikit-image and OpenCV samples); see "
-        "scripts/default_data.py"
+STAGE1_DATA = (
+    "procedural videos (288x512, 24 frames) with objects and backgrounds cut from 98 real "
+    "photographs (Debian wallpapers, scikit-image and OpenCV samples); see "
+    "scripts/default_data.py"
+)
+STAGE2_DATA = (
+    "stage 1's procedural videos, and 42 of those photographs with confident U²-Net-p "
+    "pseudo-masks made into pseudo-videos by random motion (about a fifth of the clips); "
+    "see scripts/default_data.py"
+)
+
+
+@dataclass(frozen=True)
+class Campaign:
+    """One model's campaign: recipes in ``configs/<name>/``, state and logs in
+    ``campaign/<name>/``, shipped weights at ``checkpoint``.
+
+    The stages run in order; a stage without a state of its own starts from the previous
+    stage's, which must have reached the step where the later stage's schedule starts.
+    """
+
+    name: str
+    description: str
+    checkpoint: Path
+    data: dict[str, str]  # stage: what it trains on
+
+    @property
+    def folder(self) -> Path:
+        return ROOT / "campaign" / self.name
+
+    @property
+    def stages(self) -> dict[str, Path]:
+        return {stage: ROOT / "configs" / self.name / f"{stage}.yaml" for stage in self.data}
+
+    def branch_recipe(self, branch: str) -> Path:
+        return ROOT / "configs" / self.name / f"{branch}.yaml"
+
+
+CAMPAIGNS = {
+    "default": Campaign(
+        "default",
+        "MobileVOS default student, trained by this project (scripts/campaign.py)",
+        ASSETS / "default.ckpt",
+        {"stage1": STAGE1_DATA, "stage2": STAGE2_DATA},
     ),
-    "stage2": (
-        "stage 1's procedural videos, and 42 of those photographs with confident U²-Net-p "
-        "pseudo-masks made into pseudo-videos by random motion (about a fifth of the clips); "
-        "see scripts/default_data.py"
+    "fast": Campaign(
+        "fast",
+        "mobilevos-mbv2-fast, this project's student cut to a CPU's budget, trained by this "
+        "project on the default model's data and recipe (scripts/campaign.py --campaign fast)",
+        ASSETS / "mobilevos-mbv2-fast.ckpt",
+        {"stage1": STAGE1_DATA, "stage2": STAGE2_DATA},
     ),
 }
+# The default model's campaign, as the other scripts name it.
+CAMPAIGN = CAMPAIGNS["default"].folder
+STAGES = CAMPAIGNS["default"].stages
 
 
 def held_out_results(trainer: Trainer) -> dict[str, DavisResult]:
@@ -113,22 +159,22 @@ def history(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def export(trainer: Trainer, scores: dict[str, float], stage: str) -> None:
+def export(trainer: Trainer, scores: dict[str, float], campaign: Campaign, stage: str) -> None:
     meta = {
-        "description": "MobileVOS default student, trained by this project (scripts/campaign.py)",
+        "description": campaign.description,
         "stage": stage,
         "steps": trainer.step,
         "train_seconds": round(trainer.train_seconds, 1),
         "crop": trainer.config.data.crop,
         "clip_length": trainer.config.data.clip_length,
-        "data": DATA_DESCRIPTION[stage],
+        "data": campaign.data[stage],
         "held_out_jf": scores,
         "recipe": trainer.config.to_dict(),
     }
-    save_checkpoint(trainer.model, DEFAULT_CHECKPOINT, meta=meta, half=True)
+    save_checkpoint(trainer.model, campaign.checkpoint, meta=meta, half=True)
     # The outputs of the weights as shipped (fp16), which tests/test_default_model.py checks.
-    meta["fingerprint"] = output_fingerprint(load_model(DEFAULT_CHECKPOINT))
-    save_checkpoint(trainer.model, DEFAULT_CHECKPOINT, meta=meta, half=True)
+    meta["fingerprint"] = output_fingerprint(load_model(campaign.checkpoint))
+    save_checkpoint(trainer.model, campaign.checkpoint, meta=meta, half=True)
 
 
 def plot(records: list[dict], path: Path) -> None:
@@ -156,80 +202,126 @@ def plot(records: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+class Run(NamedTuple):
+    """Where one run of the campaign keeps its state and records, and whether it ships."""
+
+    stage: str
+    recipe: Path
+    run_dir: Path
+    log_path: Path
+    ships: bool
+
+
+def plan_run(campaign: Campaign, stage: str, branch: str | None) -> Run:
+    """A stage of the campaign, or a branch: another recipe trained from scratch beside the
+    campaign (``configs/<campaign>/<branch>.yaml``) whose records are its own and which never
+    replaces the shipped weights; ``--adopt`` takes a branch's state into a stage."""
+    if branch is None:
+        return Run(stage, campaign.stages[stage], campaign.folder / stage,
+                   campaign.folder / "history.jsonl", ships=True)  # fmt: skip
+    recipe = campaign.branch_recipe(branch)
+    if not recipe.is_file():
+        raise SystemExit(f"error: {recipe}: no such branch recipe")
+    run_dir = campaign.folder / "branches" / branch
+    return Run(branch, recipe, run_dir, run_dir / "history.jsonl", ships=False)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--stage", default=list(STAGES)[-1], choices=list(STAGES))
+    parser.add_argument("--campaign", default="default", choices=list(CAMPAIGNS))
+    parser.add_argument("--stage", help="the stage to run (default: the campaign's last)")
+    parser.add_argument("--branch", help="run configs/<campaign>/<BRANCH>.yaml as a branch")
     parser.add_argument("--minutes", type=float, default=None, help="stop after this long")
+    parser.add_argument(
+        "--train-minutes",
+        type=float,
+        help="stop once the run's training time (its state's train_seconds) reaches this, "
+        "mid-interval, and evaluate there: runs side by side compared at equal time",
+    )
     parser.add_argument("--eval-every", type=int, default=250, help="steps between evaluations")
+    parser.add_argument(
+        "--threads", type=int, help="torch threads (one each for two runs side by side)"
+    )
     parser.add_argument(
         "--adopt",
         type=Path,
-        help="first continue from this branch's state (a scripts/source_ablation.py run folder "
-        "trained further on the stage's own recipe), taking its last scores",
+        help="first continue from this branch's state (a branch or scripts/source_ablation.py run "
+        "folder trained further on the stage's own recipe), taking its last scores",
     )
     args = parser.parse_args()
     started = time.monotonic()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     os.chdir(ROOT)  # the recipes' data and run folders are relative to the repository
-    run_dir = CAMPAIGN / args.stage
-    log_path = CAMPAIGN / "history.jsonl"
-    records = history(log_path)
-    best = max((r["selection"] for r in records), default=-1.0)
-    config = load_train_config(STAGES[args.stage], [f"out_dir={run_dir.relative_to(ROOT)}"])
+    campaign = CAMPAIGNS[args.campaign]
+    stage = args.stage or list(campaign.stages)[-1]
+    if stage not in campaign.stages:
+        parser.error(f"--stage: {args.campaign} has stages {', '.join(campaign.stages)}")
+    run = plan_run(campaign, stage, args.branch)
+    records = history(run.log_path)
+    best = max((r["selection"] for r in records), default=-1.0) if run.ships else math.inf
+    config = load_train_config(run.recipe, [f"out_dir={run.run_dir.relative_to(ROOT)}"])
     if args.adopt is not None:
-        run_dir.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(args.adopt / "last.pt", run_dir / "last.pt")
-    elif not (run_dir / "last.pt").is_file():
-        start_stage(args.stage, config, run_dir)
-    trainer = Trainer(config, resume=(run_dir / "last.pt").is_file())
+        run.run_dir.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(args.adopt / "last.pt", run.run_dir / "last.pt")
+    elif not (run.run_dir / "last.pt").is_file() and args.branch is None:
+        start_stage(campaign, stage, config, run.run_dir)
+    trainer = Trainer(config, resume=(run.run_dir / "last.pt").is_file())
     if args.adopt is not None:
         scores = history(args.adopt / "history.jsonl")[-1]["scores"]
-        best = record_step(trainer, args.stage, scores, records, best, log_path)
+        best = record_step(trainer, campaign, run, scores, records, best)
+    budget = args.train_minutes * 60 if args.train_minutes is not None else None
     while trainer.step < config.steps:
         if args.minutes is not None and time.monotonic() - started > args.minutes * 60:
             break
+        if budget is not None and trainer.train_seconds >= budget:
+            print(
+                f"{run.stage}: {args.train_minutes} training minutes reached at step {trainer.step}"
+            )
+            break
         target = min((trainer.step // args.eval_every + 1) * args.eval_every, config.steps)
-        trainer.run(stop_at=target)
+        trainer.run(stop_at=target, until_seconds=budget)
         trainer.save_state()
-        best = record_step(trainer, args.stage, evaluate(trainer), records, best, log_path)
+        best = record_step(trainer, campaign, run, evaluate(trainer), records, best)
     if trainer.step >= config.steps:
         print(
-            f"{args.stage} is complete at step {trainer.step}: nothing left to train. To train "
+            f"{run.stage} is complete at step {trainer.step}: nothing left to train. To train "
             "longer, see this script's docstring (continue stage 1, then move stage 2)."
         )
 
 
-def start_stage(stage: str, config: TrainConfig, run_dir: Path) -> None:
+def start_stage(campaign: Campaign, stage: str, config: TrainConfig, run_dir: Path) -> None:
     """Give a later stage the previous stage's state to start from (stage 1 starts afresh)."""
-    names = list(STAGES)
+    names = list(campaign.stages)
     if names.index(stage) == 0:
         return
-    previous = CAMPAIGN / names[names.index(stage) - 1] / "last.pt"
+    previous = campaign.folder / names[names.index(stage) - 1] / "last.pt"
     if not previous.is_file():
         raise SystemExit(f"error: {previous}: {stage} starts from this state; it is missing")
     step = state_step(previous)
     if step != config.optim.schedule_start:
         raise SystemExit(
             f"error: {previous} is at step {step}, but {stage} starts its schedule at step "
-            f"{config.optim.schedule_start} ({STAGES[stage].relative_to(ROOT)})"
+            f"{config.optim.schedule_start} ({campaign.stages[stage].relative_to(ROOT)})"
         )
     run_dir.mkdir(parents=True, exist_ok=True)
     shutil.copy2(previous, run_dir / "last.pt")
 
 
 def record_step(
-    trainer: Trainer, stage: str, scores: dict, records: list, best: float, log_path: Path
+    trainer: Trainer, campaign: Campaign, run: Run, scores: dict, records: list, best: float
 ) -> float:
     """Log one evaluation, re-export the shipped weights if it beats ``best``; the new best."""
     selection = round(sum(scores.values()) / max(len(scores), 1), 4)
-    record = {"stage": stage, "step": trainer.step, "scores": scores, "selection": selection}
+    record = {"stage": run.stage, "step": trainer.step, "scores": scores, "selection": selection}
     record["train_seconds"] = round(trainer.train_seconds, 1)
     if selection > best:
-        export(trainer, scores, stage)
+        export(trainer, scores, campaign, run.stage)
         best, record["exported"] = selection, True
     records.append(record)
-    with log_path.open("a") as f:
+    with run.log_path.open("a") as f:
         f.write(json.dumps(record) + "\n")
-    plot(records, CAMPAIGN / "learning-curve.png")
+    plot(records, run.log_path.parent / "learning-curve.png")
     print(json.dumps(record), flush=True)
     return best
 

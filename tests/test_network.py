@@ -3,6 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from mobilevos.bench.costs import count_flops
 from mobilevos.config import PAPER_PARAMETERS, ModelConfig, get_preset
 from mobilevos.engine import ClipModel
 from mobilevos.info import count_parameters
@@ -26,9 +27,57 @@ def test_teacher_is_stcn_sized():
     assert 50e6 < count < 58e6
 
 
-def test_config_round_trips_through_dict():
-    config = get_preset("teacher-r50")
+@pytest.mark.parametrize("name", ["teacher-r50", "mobilevos-mbv2-fast"])
+def test_config_round_trips_through_dict(name):
+    config = get_preset(name)
     assert ModelConfig.from_dict(config.to_dict()) == config
+
+
+def test_fast_preset_fits_its_flop_budget():
+    """mobilevos-mbv2-fast: at most 6 GFLOP a frame at 480x864 with one object, each further
+    object at most a tenth of that (counted operator by operator, so exact on any machine);
+    the lite model, for scale, costs 14.3 and two thirds of that per object."""
+    model = MobileVOS(get_preset("mobilevos-mbv2-fast")).eval()
+    frame = {k: count_flops(model, k, (480, 864), torch.device("cpu"))["frame"] for k in (1, 3)}
+    assert frame[1] <= 6e9, frame
+    assert (frame[3] - frame[1]) / 2 <= 0.1 * frame[1], frame
+
+
+def test_fast_preset_has_no_value_trunk():
+    model = MobileVOS(get_preset("mobilevos-mbv2-fast"))
+    assert not hasattr(model.value_encoder, "trunk")
+    assert count_parameters(model.value_encoder) < 0.1 * count_parameters(model.query_encoder)
+
+
+@pytest.mark.parametrize("model_name", ["tiny_model", "tiny_fast_model"])
+def test_objects_are_encoded_and_decoded_independently(model_name, request):
+    """Value encoders and decoders fold objects into the batch: swapping two objects swaps
+    their outputs, and an object decoded alone gets what it gets among others (the light
+    decoder's once-per-frame projections must not mix objects)."""
+    model = request.getfixturevalue(model_name)
+    image = torch.randn(1, 3, 64, 96)
+    masks = torch.rand(1, 3, 64, 96)
+    with torch.no_grad():
+        query = model.encode_query(image)
+        value = model.encode_value(image, query, masks)
+        swapped = model.encode_value(image, query, masks[:, [2, 1, 0]])
+        torch.testing.assert_close(swapped, value[:, [2, 1, 0]])
+        readout = torch.randn(1, 3, value.shape[2], *value.shape[-2:])
+        together = model.decoder(readout, query.value, query.f8, query.f4)
+        for k in range(3):
+            alone = model.decoder(readout[:, k : k + 1], query.value, query.f8, query.f4)
+            torch.testing.assert_close(alone.logits[:, 0], together.logits[:, k])
+            torch.testing.assert_close(alone.hidden[:, 0], together.hidden[:, k])
+
+
+def test_fast_verbs_have_the_documented_shapes(tiny_fast_model):
+    image = torch.randn(2, 3, 64, 96)
+    query = tiny_fast_model.encode_query(image)
+    value = tiny_fast_model.encode_value(image, query, torch.rand(2, 3, 64, 96))
+    assert value.shape == (2, 3, 32, 4, 6)
+    seg = tiny_fast_model.decode(query, torch.randn(2, 3, 32, 4, 6))
+    assert seg.logits.shape == (2, 4, 64, 96)
+    assert seg.hidden.shape == (2, 3, 8, 16, 24)
 
 
 def test_verbs_have_documented_shapes(tiny_model):

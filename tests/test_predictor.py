@@ -18,16 +18,19 @@ def random_frames(t: int, h: int, w: int, seed: int = 0) -> np.ndarray:
 
 
 @pytest.mark.parametrize(
-    ("shape", "size", "memory", "padding"),
+    ("model_name", "shape", "size", "memory", "padding"),
     [
-        ((64, 96), 64, None, 0),  # the plain case
-        ((37, 53), 40, None, 0),  # resize + pad to the stride, back to the input size
-        ((64, 96), 64, MemoryConfig(pinned=1, recent=2, write_every=2), 0),  # a sparse ring
-        ((64, 96), 64, None, 2),  # padded object slots in the training batch
+        ("tiny_model", (64, 96), 64, None, 0),  # the plain case
+        ("tiny_model", (37, 53), 40, None, 0),  # resize + pad to the stride, back to the input
+        ("tiny_model", (64, 96), 64, MemoryConfig(pinned=1, recent=2, write_every=2), 0),
+        ("tiny_model", (64, 96), 64, None, 2),  # padded object slots in the training batch
+        ("tiny_fast_model", (64, 96), 64, None, 0),  # no value trunk, the light decoder
+        ("tiny_fast_model", (37, 53), 40, None, 2),
     ],
 )
-def test_training_unroll_equals_streaming_step(tiny_model, shape, size, memory, padding):
+def test_training_unroll_equals_streaming_step(model_name, shape, size, memory, padding, request):
     """The repo's key invariant: the training unroll of a clip == frame-by-frame step()."""
+    tiny_model = request.getfixturevalue(model_name)
     h, w = shape
     frames = random_frames(6, h, w)
     labels = np.zeros(shape, dtype=np.uint8)

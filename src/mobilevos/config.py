@@ -17,6 +17,7 @@ from typing import Any, Literal
 from mobilevos.errors import ConfigError
 
 Backbone = Literal["resnet50", "resnet18", "mobilenetv2", "tiny"]
+DecoderKind = Literal["stcn", "light"]
 
 
 @dataclass(frozen=True)
@@ -60,12 +61,20 @@ class ModelConfig:
     Attributes:
         name: preset name this config came from (informational).
         query_backbone: trunk of the query (key) encoder, truncated at stride 16.
-        value_backbone: trunk of the value encoder (frame + masks), truncated at stride 16.
+        value_backbone: trunk of the value encoder (frame + masks), truncated at stride 16;
+            None: no second trunk, the value is built from the query trunk's features and the
+            object's mask by a light branch (:class:`~mobilevos.model.encoders.MaskValueEncoder`)
+            of widths ``value_branch_dims``.
         key_dim: channels Ck of memory/query keys.
         value_dim: channels Cv of memory values (output of the value fuser).
         query_value_dim: channels of the query's own stride-16 feature fed to the decoder
             beside the memory readout (STCN's ``key_comp``).
+        decoder: ``"stcn"``, STCN's decoder of 3x3 residual blocks, run per object;
+            ``"light"``, separable blocks, with the object-independent projections run once per
+            frame (:class:`~mobilevos.model.decoder.LightDecoder`).
         decoder_dims: channels of the decoder at strides 16, 8 and 4.
+        value_branch_dims: channels of the mask branch at strides 4, 8 and 16 (used only when
+            ``value_backbone`` is None).
         aspp: whether an ASPP block refines the query's stride-16 features.
         aspp_dim: output channels of the ASPP block.
         aspp_rates: dilation rates of its 3x3 branches (a 1x1 and a pooled branch are added).
@@ -81,11 +90,13 @@ class ModelConfig:
 
     name: str = "custom"
     query_backbone: Backbone = "mobilenetv2"
-    value_backbone: Backbone = "mobilenetv2"
+    value_backbone: Backbone | None = "mobilenetv2"
     key_dim: int = 64
     value_dim: int = 64
     query_value_dim: int = 96
+    decoder: DecoderKind = "stcn"
     decoder_dims: tuple[int, int, int] = (64, 48, 32)
+    value_branch_dims: tuple[int, int, int] = (16, 32, 64)
     aspp: bool = True
     aspp_dim: int = 136
     aspp_rates: tuple[int, ...] = (6, 12, 18)
@@ -108,10 +119,14 @@ class ModelConfig:
         values = dict(data)
         if isinstance(values.get("memory"), dict):
             values["memory"] = MemoryConfig(**values["memory"])
-        for key in ("decoder_dims", "aspp_rates"):
+        for key in ("decoder_dims", "value_branch_dims", "aspp_rates"):
             if key in values:
                 values[key] = tuple(values[key])
         return cls(**values)
+
+    def __post_init__(self) -> None:
+        if self.decoder not in ("stcn", "light"):
+            raise ConfigError(f"decoder must be 'stcn' or 'light', got {self.decoder!r}")
 
     def replace(self, **changes: Any) -> ModelConfig:
         return dataclasses.replace(self, **changes)
@@ -141,6 +156,22 @@ _PRESETS: dict[str, ModelConfig] = {
         name="mobilevos-mbv2-lite",
         query_backbone="mobilenetv2",
         value_backbone="mobilenetv2",
+        aspp=False,
+    ),
+    # This project's student cut to a CPU's budget (not in the paper): the lite model's query
+    # trunk, no value trunk (the value is built from the query trunk's features and the object's
+    # mask by a light branch) and a light decoder; values of 32 channels, since the readout's
+    # cost per object grows with them. About 5.3 GFLOP a frame at 480x864 (lite: 14.3), and
+    # each further object adds under a tenth of that (see `mobilevos info`).
+    "mobilevos-mbv2-fast": ModelConfig(
+        name="mobilevos-mbv2-fast",
+        query_backbone="mobilenetv2",
+        value_backbone=None,
+        value_dim=32,
+        query_value_dim=64,
+        decoder="light",
+        decoder_dims=(64, 32, 16),
+        value_branch_dims=(16, 32, 64),
         aspp=False,
     ),
     # STCN-like teacher (ResNet-50 query trunk, ResNet-18 value trunk, key 64, value 512), with a

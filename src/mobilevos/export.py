@@ -83,7 +83,8 @@ class _ValueGraph(nn.Module):
         self.model = model
 
     def forward(self, image: Tensor, f16: Tensor, masks: Tensor) -> Tensor:
-        return self.model.value_encoder(image, f16, masks)
+        query = QueryFeatures(f16, f16, f16, f16, f16)  # a value trunk reads only f16
+        return self.model.value_encoder(image, query, masks)
 
 
 class _SegmentGraph(nn.Module):

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from mobilevos.model.blocks import ResBlock, UpsampleBlock
+from mobilevos.model.blocks import ResBlock, SeparableResBlock, UpsampleBlock, repeat_objects
 
 
 class DecoderOutput(NamedTuple):
@@ -39,8 +39,8 @@ class Decoder(nn.Module):
         q = query_value[:, None].expand(b, k, *query_value.shape[1:])
         x = torch.cat([readout.to(q.dtype), q], dim=2).flatten(0, 1)
         x = self.compress(x)
-        x = self.up_16_8(_repeat(f8, k), x)
-        hidden = self.up_8_4(_repeat(f4, k), x)
+        x = self.up_16_8(repeat_objects(f8, k), x)
+        hidden = self.up_8_4(repeat_objects(f4, k), x)
         logits = self.pred(F.relu(hidden))
         logits = F.interpolate(logits, scale_factor=4, mode="bilinear", align_corners=False)
         return DecoderOutput(
@@ -48,9 +48,59 @@ class Decoder(nn.Module):
         )
 
 
-def _repeat(x: Tensor, k: int) -> Tensor:
-    """(B, C, H, W) -> (B*K, C, H, W), each item repeated for its K objects."""
-    return x[:, None].expand(x.shape[0], k, *x.shape[1:]).flatten(0, 1)
+class LightDecoder(nn.Module):
+    """A decoder whose per-object work is a few separable convolutions.
+
+    Everything that does not depend on the object is computed once per frame: the projections
+    of the query's own stride-16 feature and of the stride-8 and stride-4 skips. Per object, the
+    readout is projected and added to the query's projection, refined by separable residual
+    blocks at strides 16, 8 and 4, and narrowed by a 1x1 convolution *before* each upsampling
+    (the two are linear and commute, and the narrower map is cheaper to upsample). Same inputs
+    and outputs as :class:`Decoder`.
+    """
+
+    def __init__(
+        self,
+        value_dim: int,
+        query_value_dim: int,
+        skip_dims: tuple[int, int],
+        dims: tuple[int, int, int],
+    ) -> None:
+        super().__init__()
+        c4, c8 = skip_dims
+        d16, d8, d4 = dims
+        self.readout_proj = nn.Conv2d(value_dim, d16, 1)
+        self.query_proj = nn.Conv2d(query_value_dim, d16, 1)
+        self.block16 = nn.Sequential(SeparableResBlock(d16), SeparableResBlock(d16))
+        self.narrow8 = nn.Conv2d(d16, d8, 1)
+        self.skip8 = nn.Conv2d(c8, d8, 1)
+        self.block8 = SeparableResBlock(d8)
+        self.narrow4 = nn.Conv2d(d8, d4, 1)
+        self.skip4 = nn.Conv2d(c4, d4, 1)
+        self.block4 = SeparableResBlock(d4)
+        self.pred = nn.Conv2d(d4, 1, 3, padding=1)
+
+    def forward(
+        self, readout: Tensor, query_value: Tensor, f8: Tensor, f4: Tensor
+    ) -> DecoderOutput:
+        """Shapes: readout (B, K, Cv, h, w), query_value (B, Cq, h, w), f8/f4 the query's skips."""
+        b, k = readout.shape[:2]
+        q = self.query_proj(query_value)
+        x = self.readout_proj(readout.flatten(0, 1).to(q.dtype)) + repeat_objects(q, k)
+        x = self.block16(x)
+        x = _upsample(self.narrow8(F.relu(x)), f8) + repeat_objects(self.skip8(f8), k)
+        x = self.block8(x)
+        hidden = _upsample(self.narrow4(F.relu(x)), f4) + repeat_objects(self.skip4(f4), k)
+        hidden = self.block4(hidden)
+        logits = self.pred(F.relu(hidden))
+        logits = F.interpolate(logits, scale_factor=4, mode="bilinear", align_corners=False)
+        return DecoderOutput(
+            logits.view(b, k, *logits.shape[-2:]), hidden.view(b, k, *hidden.shape[1:])
+        )
+
+
+def _upsample(x: Tensor, like: Tensor) -> Tensor:
+    return F.interpolate(x, size=like.shape[-2:], mode="bilinear", align_corners=False)
 
 
 def aggregate(object_logits: Tensor, present: Tensor | None = None) -> Tensor:

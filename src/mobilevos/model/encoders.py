@@ -8,10 +8,17 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mobilevos.model.backbone import build_trunk
-from mobilevos.model.blocks import ASPP, FeatureFusionBlock
+from mobilevos.model.blocks import (
+    ASPP,
+    FeatureFusionBlock,
+    SeparableResBlock,
+    repeat_objects,
+    strided_separable,
+)
 
 
 class QueryFeatures(NamedTuple):
@@ -63,11 +70,21 @@ class QueryEncoder(nn.Module):
         return QueryFeatures(self.key_proj(f16), self.key_comp(f16), f16, f8, f4)
 
 
+def object_masks(masks: Tensor) -> Tensor:
+    """Each object's mask beside the sum of every other object's mask, objects in the batch.
+
+    Shapes: masks (B, K, H, W) -> (B*K, 2, H, W).
+    """
+    others = masks.sum(dim=1, keepdim=True) - masks
+    return torch.stack([masks, others], dim=2).flatten(0, 1)
+
+
 class ValueEncoder(nn.Module):
     """Encodes a frame with one object's mask (and the others' masks) into that object's value.
 
-    Objects are folded into the batch, so the trunk runs once per object; the query frame's
-    stride-16 features are fused in rather than recomputed.
+    Objects are folded into the batch, so a second trunk runs once per object over the frame and
+    the masks (the paper's design); the query frame's stride-16 features are fused in rather
+    than recomputed.
     """
 
     def __init__(
@@ -79,14 +96,49 @@ class ValueEncoder(nn.Module):
             self.trunk.channels[2] + query_f16_dim, value_dim, attention
         )
 
-    def forward(self, image: Tensor, query_f16: Tensor, masks: Tensor) -> Tensor:
-        """Shapes: image (B, 3, H, W), query_f16 (B, C16, h, w), masks (B, K, H, W) in [0, 1];
-        returns (B, K, Cv, h, w)."""
-        b, k, h, w = masks.shape
-        others = masks.sum(dim=1, keepdim=True) - masks  # every other object's mass
-        x = torch.stack([masks, others], dim=2)  # B, K, 2, H, W
-        x = torch.cat([image[:, None].expand(b, k, 3, h, w), x], dim=2).flatten(0, 1)
-        f16 = self.trunk(x).f16
-        q = query_f16[:, None].expand(b, k, *query_f16.shape[1:]).flatten(0, 1)
-        value = self.fuser(f16, q)
+    def forward(self, image: Tensor, query: QueryFeatures, masks: Tensor) -> Tensor:
+        """Shapes: image (B, 3, H, W), masks (B, K, H, W) in [0, 1]; returns (B, K, Cv, h, w)."""
+        b, k = masks.shape[:2]
+        x = torch.cat([repeat_objects(image, k), object_masks(masks)], dim=1)
+        value = self.fuser(self.trunk(x).f16, repeat_objects(query.f16, k))
+        return value.view(b, k, *value.shape[1:])
+
+
+class MaskValueEncoder(nn.Module):
+    """An object's value from the query trunk's features and its mask: no second trunk.
+
+    The query trunk has already seen the frame, so only the mask is new. A light branch embeds
+    the object's mask and the other objects' masks at stride 4 (area-downsampled), adds the
+    query's stride-4 features, and halves the resolution twice with strided separable
+    convolutions, adding the query's stride-8 and stride-16 features on the way; two separable
+    residual blocks and a 1x1 projection give the value. The query features are projected once
+    per frame; per object, the branch costs a few percent of a trunk.
+
+    ``dims`` are the branch's widths at strides 4, 8 and 16.
+    """
+
+    def __init__(
+        self, trunk_channels: tuple[int, int, int], value_dim: int, dims: tuple[int, int, int]
+    ) -> None:
+        super().__init__()
+        c4, c8, c16 = trunk_channels
+        d4, d8, d16 = dims
+        self.mask_embed = nn.Conv2d(2, d4, 3, padding=1)
+        self.skip4 = nn.Conv2d(c4, d4, 1)
+        self.down8 = strided_separable(d4, d8)
+        self.skip8 = nn.Conv2d(c8, d8, 1)
+        self.down16 = strided_separable(d8, d16)
+        self.skip16 = nn.Conv2d(c16, d16, 1)
+        self.refine = nn.Sequential(SeparableResBlock(d16), SeparableResBlock(d16))
+        self.project = nn.Conv2d(d16, value_dim, 1)
+
+    def forward(self, image: Tensor, query: QueryFeatures, masks: Tensor) -> Tensor:
+        """Shapes: image (B, 3, H, W) (unused: the query features stand for it), masks
+        (B, K, H, W) in [0, 1]; returns (B, K, Cv, h, w)."""
+        b, k = masks.shape[:2]
+        x = self.mask_embed(F.avg_pool2d(object_masks(masks), 4))
+        x = x + repeat_objects(self.skip4(query.f4), k)
+        x = self.down8(F.relu(x)) + repeat_objects(self.skip8(query.f8), k)
+        x = self.down16(F.relu(x)) + repeat_objects(self.skip16(query.f16), k)
+        value = self.project(F.relu(self.refine(x)))
         return value.view(b, k, *value.shape[1:])

@@ -29,8 +29,8 @@ from mobilevos.model.backbone import (
     find_mobilenet_weights,
     load_torchvision_weights,
 )
-from mobilevos.model.decoder import Decoder, aggregate
-from mobilevos.model.encoders import QueryEncoder, QueryFeatures, ValueEncoder
+from mobilevos.model.decoder import Decoder, LightDecoder, aggregate
+from mobilevos.model.encoders import MaskValueEncoder, QueryEncoder, QueryFeatures, ValueEncoder
 from mobilevos.model.readout import memory_read
 
 log = logging.getLogger(__name__)
@@ -78,12 +78,24 @@ class MobileVOS(nn.Module):
             aspp_rates=config.aspp_rates,
         )
         c4, c8, c16 = self.query_encoder.channels
-        self.value_encoder = ValueEncoder(
-            config.value_backbone, c16, config.value_dim, attention=config.fuser_attention
-        )
-        self.decoder = Decoder(
-            config.value_dim + config.query_value_dim, (c4, c8), config.decoder_dims
-        )
+        self.value_encoder: ValueEncoder | MaskValueEncoder
+        if config.value_backbone is None:
+            self.value_encoder = MaskValueEncoder(
+                (c4, c8, c16), config.value_dim, config.value_branch_dims
+            )
+        else:
+            self.value_encoder = ValueEncoder(
+                config.value_backbone, c16, config.value_dim, attention=config.fuser_attention
+            )
+        self.decoder: Decoder | LightDecoder
+        if config.decoder == "light":
+            self.decoder = LightDecoder(
+                config.value_dim, config.query_value_dim, (c4, c8), config.decoder_dims
+            )
+        else:
+            self.decoder = Decoder(
+                config.value_dim + config.query_value_dim, (c4, c8), config.decoder_dims
+            )
         # Recompute encoder activations in backward instead of storing them (training memory).
         self.activation_checkpointing = False
 
@@ -96,8 +108,8 @@ class MobileVOS(nn.Module):
     def encode_value(self, image: Tensor, query: QueryFeatures, masks: Tensor) -> Tensor:
         """Shapes: image (B, 3, H, W), masks (B, K, H, W) in [0, 1]; returns (B, K, Cv, h, w)."""
         if self.activation_checkpointing and torch.is_grad_enabled():
-            return checkpoint(self.value_encoder, image, query.f16, masks, use_reentrant=False)
-        return self.value_encoder(image, query.f16, masks)
+            return checkpoint(self.value_encoder, image, query, masks, use_reentrant=False)
+        return self.value_encoder(image, query, masks)
 
     def read(self, query: QueryFeatures, keys: Tensor, values: Tensor, valid: Tensor) -> Tensor:
         """Memory readout (:func:`~mobilevos.model.readout.memory_read`), fp32.
@@ -132,10 +144,9 @@ def build_model(config: ModelConfig, pretrained: bool | None = None) -> MobileVO
 
 def _load_pretrained_trunks(model: MobileVOS, config: ModelConfig) -> None:
     mobilenet = find_mobilenet_weights()
-    pairs = [
-        (model.query_encoder.trunk, config.backbone_weights),
-        (model.value_encoder.trunk, config.value_backbone_weights),
-    ]
+    pairs = [(model.query_encoder.trunk, config.backbone_weights)]
+    if isinstance(model.value_encoder, ValueEncoder):
+        pairs.append((model.value_encoder.trunk, config.value_backbone_weights))
     for trunk, weights in pairs:
         if weights:
             load_torchvision_weights(trunk, weights)
