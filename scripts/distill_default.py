@@ -11,12 +11,15 @@
    weights are written to ``runs/distill/teacher/final.ckpt`` after each evaluation.
 2. ``probe``: the cost of a distillation step (the teacher's forward included) against a
    segmentation-only step, timed interleaved on the same batches, medians of ``--repeats``.
-3. ``branch``: from the campaign's state (the shipped model's), ``seg`` continues the shipped
+3. ``branch``: from the campaign's stage 1 state, ``seg`` continues stage 1's
    recipe for ``--steps``; ``distill`` (configs/default/distill.yaml) trains for the number of
    steps that costs the same time by the probe's ratio. Run both at once, one thread each.
    Each is scored at its end, per object, on the held-out procedural videos and the real
    test clips.
-4. ``report``: the teacher scored the same way, the shipped model as default_report.py did, and
+   The first branch to start scores the state both start from, on the same sets
+   (``runs/distill/start.json``), so the report's ``start`` row is the branches' starting point
+   whatever has been shipped since.
+4. ``report``: the teacher scored the same way, the start state, the branches, and
    ``results/default/distill/`` (``results.json``, ``table.md``) with paired differences.
 
 The real test clips are scored, never trained or chosen on: the campaign's own selection uses the
@@ -58,7 +61,7 @@ SETS = {
     "procedural held-out": HELD_OUT["procedural"],
     "real test clips": (ROOT / "data" / "default" / "real-test", "val", None),  # own size
 }
-SHIPPED_SCORES = ROOT / "results" / "default" / "scores.json"
+START_SCORES = OUT / "start.json"
 
 
 def train_teacher(minutes: float, eval_every: int) -> None:
@@ -117,6 +120,8 @@ def run_branch(name: str, seg_steps: int) -> None:
     config = load_train_config(RECIPES[name], [f"out_dir={run_dir.relative_to(ROOT)}"])
     trainer = Trainer(config, resume=True)
     start = history(run_dir / "history.jsonl")
+    if not start:
+        record_start(trainer)
     first = start[0]["start"] if start else trainer.step
     began = time.monotonic()
     trainer.run(stop_at=first + steps)
@@ -125,6 +130,20 @@ def run_branch(name: str, seg_steps: int) -> None:
     record["leg_seconds"] = round(time.monotonic() - began, 1)
     record["per_object_jf"] = score_sets(trainer.model, run_dir / "eval")
     _append(run_dir / "history.jsonl", record)
+
+
+def record_start(trainer: Trainer) -> None:
+    """Score the state the branches start from, once (both branches start from the same)."""
+    if START_SCORES.is_file():
+        step = json.loads(START_SCORES.read_text())["step"]
+        if step != trainer.step:
+            raise SystemExit(
+                f"error: {START_SCORES} scored a start at step {step}, but this branch starts at "
+                f"step {trainer.step}: remove {OUT} to start a new comparison"
+            )
+        return
+    scores = score_sets(trainer.model, OUT / "start" / "eval")
+    START_SCORES.write_text(json.dumps({"step": trainer.step, "per_object_jf": scores}) + "\n")
 
 
 def score_sets(model: torch.nn.Module, out: Path) -> dict[str, dict[str, float]]:
@@ -145,16 +164,12 @@ def report() -> None:
     if not cache.is_file():
         scores = score_sets(load_model(OUT / "teacher" / "final.ckpt"), OUT / "teacher" / "eval")
         cache.write_text(json.dumps(scores, indent=2) + "\n")
-    # The shipped model (both branches' start), as scripts/default_report.py scored it.
-    shipped = json.loads(SHIPPED_SCORES.read_text())["sets"]
-    rows = {
-        "teacher": json.loads(cache.read_text()),
-        "shipped": {name: shipped[name]["per_object_jf"] for name in SETS},
-    }
+    start = json.loads(START_SCORES.read_text())  # both branches' start, scored as it began
+    rows = {"teacher": json.loads(cache.read_text()), "start": start["per_object_jf"]}
     rows.update({n: record["per_object_jf"] for n, record in branches.items()})
     steps = {
         "teacher": teacher_history[-1]["step"],
-        "shipped": branches["seg"]["start"],
+        "start": start["step"],
         **{n: record["step"] for n, record in branches.items()},
     }
     probe_result = json.loads((OUT / "probe.json").read_text())

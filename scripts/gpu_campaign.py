@@ -24,8 +24,9 @@ real validation videos stay on this machine), and hands it to ``scripts/campaign
 which re-exports the shipped weights if the selection score improved. It continues stage 1, the
 peak-rate stage; the shipped model is annealed by stage 2 from stage 1's step 1750, so a longer
 stage 1 needs stage 2 moved to its new step before it anneals (``scripts/campaign.py``).
-``--device cpu`` runs the same path on a CPU (a smoke test: ``train --device cpu --minutes 1
---videos 8``).
+``--device cpu`` runs the same path on a CPU; ``tests/test_gpu_campaign.py`` does, end to end,
+in a copy of the scripts, recipes and stage 1 state (a few videos, one step, ``--set`` for a
+small batch and crop), so that this script still works when a GPU is lent.
 """
 
 from __future__ import annotations
@@ -54,14 +55,14 @@ PART_BYTES = 15 * 2**20
 RUN = ROOT / "runs" / "gpu"
 
 
-def render(work: Path, videos: int, workers: int) -> float:
+def render(work: Path, videos: int, heldout_videos: int, workers: int) -> float:
     """The campaign's training and held-out procedural videos, rendered under ``work``."""
     began = time.monotonic()
     config = SynthConfig(**SYNTH_CONFIG, texture_dir=str(TEXTURES))
     write_davis_dataset(work / "synth", videos, config, seed=11, workers=workers)
     write_davis_dataset(
         work / "synth-heldout",
-        HELDOUT_VIDEOS,
+        heldout_videos,
         config,
         seed=HELDOUT_SEED,
         val_fraction=1.0,
@@ -85,7 +86,7 @@ def train(args: argparse.Namespace) -> None:
 
 def _train(args: argparse.Namespace, work: Path) -> None:
     workers = args.workers or os.cpu_count() or 1
-    render_seconds = render(work, args.videos, workers)
+    render_seconds = render(work, args.videos, args.heldout_videos, workers)
     run_dir = work / "run"
     run_dir.mkdir()
     shutil.copy2(CAMPAIGN / "stage1" / "last.pt", run_dir / "last.pt")
@@ -95,12 +96,13 @@ def _train(args: argparse.Namespace, work: Path) -> None:
         f"amp={args.amp}",
         f"num_workers={workers}",
         f"data.sources=[{{kind: synth, root: {work / 'synth'}}}]",
+        *args.set,
     ]
     trainer = Trainer(load_train_config(STAGES["stage1"], overrides), resume=True)
     start, start_seconds, began = trainer.step, trainer.train_seconds, time.monotonic()
     heldout = work / "synth-heldout"
     history = []
-    while time.monotonic() - began < args.minutes * 60:
+    while not history or time.monotonic() - began < args.minutes * 60:  # one leg at least
         trainer.run(stop_at=(trainer.step // args.eval_every + 1) * args.eval_every)
         trainer.save_state()
         _, split, size = HELD_OUT["procedural"]
@@ -182,6 +184,14 @@ def main() -> None:
     p.add_argument("--videos", type=int, default=SYNTH_VIDEOS, help="training videos to render")
     p.add_argument("--workers", type=int, default=None, help="render and loader processes")
     p.add_argument("--eval-every", type=int, default=1000)
+    p.add_argument("--heldout-videos", type=int, default=HELDOUT_VIDEOS)
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override the stage 1 recipe (a smoke test's smaller batch and crop)",
+    )
     p = sub.add_parser("adopt", help="here: join, score and adopt the returned state")
     p.add_argument("folder", type=Path)
     args = parser.parse_args()

@@ -1,4 +1,4 @@
-"""Run a command under ``torchrun`` with two CPU processes, as the DDP tests need."""
+"""Run a command under ``torchrun`` with CPU processes of one thread each, as the DDP tests need."""
 
 from __future__ import annotations
 
@@ -7,9 +7,12 @@ import subprocess
 import sys
 
 
-def torchrun(*args: str, timeout: float = 300) -> None:
-    """``torchrun --standalone --nproc_per_node 2 ARGS``; on failure, fail with the workers' output.
+def torchrun(*args: str, nproc: int = 2, timeout: float = 300) -> None:
+    """``torchrun --standalone --nproc_per_node NPROC ARGS``; on failure, fail with the workers'
+    output.
 
+    Every worker runs one thread (torchrun's own default), so runs with different process counts
+    use the same kernels with the same threading and can be compared exactly.
     The output is captured so that a passing run stays quiet; its tail goes into the failure
     message, or a worker's error would be invisible in CI.
     """
@@ -19,7 +22,7 @@ def torchrun(*args: str, timeout: float = 300) -> None:
         "torch.distributed.run",
         "--standalone",
         "--nproc_per_node",
-        "2",
+        str(nproc),
         *args,
     ]
     result = subprocess.run(

@@ -138,8 +138,11 @@ def test_torchrun_sharded_eval_equals_one_process(tmp_path, checkpoint):
         "--workers",
         "1",
     ]
+    # Both runs under torchrun, one thread per process: sharding must not change a pixel, but a
+    # run in this process with other thread counts may pick other kernels, which can flip
+    # near-tied pixels of this untrained model (seen on an AVX-512 machine).
     torchrun("-m", "mobilevos.cli", *args, "--out", str(tmp_path / "sharded"))
-    assert main([*args, "--out", str(tmp_path / "single")]) == 0
+    torchrun("-m", "mobilevos.cli", *args, "--out", str(tmp_path / "single"), nproc=1)
     for name in seqs:
         for png in sorted((tmp_path / "single" / name).iterdir()):
             sharded = tmp_path / "sharded" / name / png.name

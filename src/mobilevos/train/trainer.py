@@ -28,6 +28,7 @@ import contextlib
 import functools
 import logging
 import math
+import multiprocessing
 import time
 from pathlib import Path
 
@@ -37,7 +38,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from mobilevos.checkpoint import load_model, save_checkpoint
-from mobilevos.config import MemoryConfig, get_preset
+from mobilevos.config import MemoryConfig, ModelConfig, get_preset
 from mobilevos.data.clips import ClipBatch, collate_clips, max_skip_schedule
 from mobilevos.data.training import build_training_dataset
 from mobilevos.device import AUTOCAST_DTYPES, resolve_device
@@ -67,6 +68,24 @@ def _lr_factor(config: TrainConfig, step: int) -> float:
     if optim.schedule == "cosine":
         return warm * 0.5 * (1 + math.cos(math.pi * progress))
     return warm
+
+
+def _worker_context() -> multiprocessing.context.BaseContext | None:
+    """Start data-loader workers from a fork server, not by forking the trainer.
+
+    Each ``run()`` (every evaluation interval of a campaign) makes a new loader. A worker forked
+    from a trainer whose heap holds gigabytes of freed activation buffers shares those pages
+    copy-on-write; as the trainer writes its next activations into them, every page is copied
+    for the trainer and the worker is left holding the old one, so the worker came to hold
+    nearly the trainer's whole heap (5-6 GB beside a 6.7 GB trainer; scripts/train_memory.py).
+    Workers forked from a small server process that imported torch once hold only what they
+    use. None (fork) where there is no fork server (Windows has spawn only, the default).
+    """
+    if "forkserver" not in multiprocessing.get_all_start_methods():
+        return None
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["torch", "mobilevos.data.training"])
+    return context
 
 
 class Trainer:
@@ -215,7 +234,8 @@ class Trainer:
             raise CheckpointError(f"{path}: not a readable training state ({exc})") from None
         if state.get("format_version") != STATE_VERSION:
             raise CheckpointError(f"{path}: unsupported training state version")
-        if state["model_config"] != self.model.config.to_dict():
+        # Compared as configs, so that a state saved before a field was added still matches.
+        if ModelConfig.from_dict(state["model_config"]) != self.model.config:
             raise CheckpointError(
                 f"{path}: saved for another model ({state['model_config']['name']})"
             )
@@ -242,6 +262,7 @@ class Trainer:
             collate_fn=functools.partial(collate_clips, max_objects=self.config.data.max_objects),
             persistent_workers=False,
             pin_memory=self.device.type == "cuda",
+            multiprocessing_context=_worker_context() if self.config.num_workers else None,
         )
         group: list[ClipBatch] = []
         for batch in loader:
@@ -250,12 +271,16 @@ class Trainer:
                 yield group
                 group = []
 
-    def run(self, stop_at: int | None = None) -> Path | None:
+    def run(self, stop_at: int | None = None, until_seconds: float | None = None) -> Path | None:
         """Train to ``config.steps`` and return the final model checkpoint's path.
 
         ``stop_at`` ends the run early after that step (as an interruption would, returning
-        None); ``--resume`` then continues from the last saved state.
+        None); ``--resume`` then continues from the last saved state. ``until_seconds`` ends it
+        early after the step at which :attr:`train_seconds` reaches it, for runs compared at
+        equal time (one process: ranks would disagree on the moment).
         """
+        if until_seconds is not None and self.context.enabled:
+            raise ConfigError("a time limit on training needs a single process")
         main = self.context.is_main
         logger = RunLogger(self.run_dir, self.config, self.step) if main else None
         bar = tqdm(total=self.config.steps, initial=self.step, unit="step", disable=not main)
@@ -289,7 +314,8 @@ class Trainer:
             if logger is not None and val.root and val.every and step % val.every == 0:
                 logger.log(step, {"val_jf": self.validate()})
             tick = time.perf_counter()
-            if stop_at is not None and step >= stop_at:
+            out_of_time = until_seconds is not None and self.train_seconds >= until_seconds
+            if (stop_at is not None and step >= stop_at) or out_of_time:
                 bar.close()
                 if logger is not None:
                     logger.close()
