@@ -23,10 +23,11 @@ from mobilevos.verify import compare_backends
 SIZE = (64, 96)
 
 
-@pytest.fixture(scope="module")
-def model():
-    torch.manual_seed(0)
-    return build_model(get_preset("mobilevos-tiny")).eval()
+@pytest.fixture(scope="module", params=["tiny_model", "tiny_fast_model"])
+def model(request):
+    """The tiny preset, and the tiny preset built like mobilevos-mbv2-fast, whose encode_value
+    graph takes the query's f4, f8 and f16 instead of the image."""
+    return copy.deepcopy(request.getfixturevalue(request.param))
 
 
 @pytest.fixture(scope="module")
@@ -65,6 +66,8 @@ def test_manifest_round_trips_and_describes_the_graphs(model, exported):
     assert segment["memory_values"]["shape"] == [1, 2, model.config.value_dim, s, 4, 6]
     assert segment["valid"]["dtype"] == "bool"
     assert manifest["preprocessing"]["mean"] == [0.485, 0.456, 0.406]
+    value_inputs = [i["name"] for i in manifest["graphs"]["encode_value"]["inputs"]]
+    assert value_inputs == [*model.value_encoder.reads, "masks"]
     assert len(manifest["weights_sha256"]) == 64
 
 

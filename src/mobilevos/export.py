@@ -1,7 +1,9 @@
 """``mobilevos export``: the video model as one fixed-shape ONNX graph per verb, plus a manifest.
 
     encode_query.onnx   image (1, 3, H, W) -> key, value, f16, f8, f4
-    encode_value.onnx   image, f16, masks (1, K, H, W) -> values (1, K, Cv, h, w)
+    encode_value.onnx   what the value encoder reads of the frame (image, f16 for a value
+                        trunk; f4, f8, f16 for the mask branch), masks (1, K, H, W)
+                        -> values (1, K, Cv, h, w)
     segment.onnx        key, value, f8, f4, memory keys/values, valid, present -> logits
 
 The memory bank stays on the host (:class:`~mobilevos.memory.MemoryBank`, the same code as the
@@ -78,13 +80,18 @@ class _QueryGraph(nn.Module):
 
 
 class _ValueGraph(nn.Module):
+    """``encode_value`` with the inputs the value encoder reads (its ``reads``), then masks."""
+
     def __init__(self, model: MobileVOS) -> None:
         super().__init__()
         self.model = model
+        self.reads = model.value_encoder.reads
 
-    def forward(self, image: Tensor, f16: Tensor, masks: Tensor) -> Tensor:
-        query = QueryFeatures(f16, f16, f16, f16, f16)  # a value trunk reads only f16
-        return self.model.value_encoder(image, query, masks)
+    def forward(self, *inputs: Tensor) -> Tensor:
+        named = dict(zip(self.reads, inputs, strict=False))
+        # Fields the encoder does not read are not graph inputs; it never touches them.
+        query = QueryFeatures(*(named.get(f) for f in QueryFeatures._fields))
+        return self.model.value_encoder(named.get("image"), query, inputs[-1])
 
 
 class _SegmentGraph(nn.Module):
@@ -118,7 +125,13 @@ def graph_inputs(model: MobileVOS, size: tuple[int, int], max_objects: int, slot
     cv = model.config.value_dim
     return {
         "encode_query": {"image": image},
-        "encode_value": {"image": image, "f16": query.f16, "masks": torch.zeros(1, k, h, w)},
+        "encode_value": {
+            **{
+                name: {"image": image, **query._asdict()}[name]
+                for name in model.value_encoder.reads
+            },
+            "masks": torch.zeros(1, k, h, w),
+        },
         "segment": {
             "key": query.key,
             "value": query.value,

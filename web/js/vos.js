@@ -566,11 +566,9 @@ export class VOSPredictor {
       await timed('encode_value', async () => {
         const masks = new Float32Array(model.maxObjects * netSize);
         masks.set(prob.subarray(netSize, channels * netSize));
-        const { values } = await model.run('encode_value', {
-          image: netImage,
-          f16: query.f16,
-          masks,
-        });
+        // The graph takes what its value encoder reads (the manifest's inputs): image and f16
+        // for a value trunk, f4, f8 and f16 for the mask branch; run() picks them by name.
+        const { values } = await model.run('encode_value', { image: netImage, ...query, masks });
         this.memory.write(slot, this.frameIndex, query.key, values);
       });
     }

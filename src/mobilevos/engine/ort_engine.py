@@ -85,7 +85,12 @@ class OrtEngine:
 
     def encode_value(self, image: Tensor, query: QueryFeatures, masks: Tensor) -> Tensor:
         k = masks.shape[1]
-        (values,) = self._run("encode_value", image=image, f16=query.f16, masks=self._pad(masks, 1))
+        # The graph takes what its value encoder reads (manifest inputs): the image and f16 of a
+        # value trunk, or f4, f8 and f16 of the mask branch.
+        features = {"image": image, **query._asdict()}
+        names = [spec["name"] for spec in self.manifest["graphs"]["encode_value"]["inputs"]]
+        feeds = {name: features[name] for name in names if name != "masks"}
+        (values,) = self._run("encode_value", **feeds, masks=self._pad(masks, 1))
         return values[:, :k]
 
     def segment(

@@ -87,6 +87,10 @@ class ValueEncoder(nn.Module):
     than recomputed.
     """
 
+    reads = ("image", "f16")
+    """What it takes of the frame: the image and these :class:`QueryFeatures` fields (the
+    exported graph's inputs, beside the masks)."""
+
     def __init__(
         self, backbone: str, query_f16_dim: int, value_dim: int, attention: bool = True
     ) -> None:
@@ -116,6 +120,9 @@ class MaskValueEncoder(nn.Module):
 
     ``dims`` are the branch's widths at strides 4, 8 and 16.
     """
+
+    reads = ("f4", "f8", "f16")
+    """What it takes of the frame (see :attr:`ValueEncoder.reads`): not the image."""
 
     def __init__(
         self, trunk_channels: tuple[int, int, int], value_dim: int, dims: tuple[int, int, int]
