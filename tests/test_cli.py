@@ -25,11 +25,11 @@ import pytest
 import torch
 from PIL import Image
 
-from mobilevos.checkpoint import load_model
+from mobilevos.checkpoint import load_model, save_checkpoint
 from mobilevos.cli import main
 from mobilevos.config import available_presets, get_preset
 from mobilevos.data.synth import SynthConfig, render_video
-from mobilevos.errors import InputError
+from mobilevos.errors import CheckpointError, InputError
 from mobilevos.io import open_frames, read_label_image, write_palette_png, write_video
 from mobilevos.model.network import build_model
 from mobilevos.predictor import VOSPredictor
@@ -602,6 +602,45 @@ def test_info_lists_every_preset_with_its_parameter_count(capsys) -> None:
             assert abs(count / PAPER_PARAMETERS_M[name] - 1) < 0.15, (name, count)
     tiny = sum(p.numel() for p in build_model(get_preset("mobilevos-tiny")).parameters())
     assert _millions(result.out, r"^mobilevos-tiny\s+([0-9.]+)M") == round(tiny / 1e6, 3)
+    # FLOPs at 480x864 beside the parameters: the fast student's budget, the lite's 14.3 G.
+    fast = re.search(r"^mobilevos-mbv2-fast\s+\S+\s+-\s+([0-9.]+)\s+\+([0-9.]+)%", result.out, re.M)
+    assert fast and float(fast.group(1)) <= 6.0 and float(fast.group(2)) <= 10.0, result.out
+    assert re.search(r"^mobilevos-mbv2-lite\s+\S+\s+1\.9M\s+14\.3\s", result.out, re.M)
+
+
+def test_presets_with_shipped_weights_load_by_name(
+    clip: Clip, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """A preset's shipped weights load by its name (API and --model), and info marks them."""
+    import mobilevos.checkpoint as checkpoint_module
+
+    monkeypatch.setattr(checkpoint_module, "ASSETS", tmp_path)
+    torch.manual_seed(5)
+    trained = build_model(get_preset("mobilevos-tiny"))
+    save_checkpoint(trained, tmp_path / "mobilevos-tiny.ckpt")
+    assert checkpoint_module.trained_presets() == ["mobilevos-tiny"]
+    loaded = checkpoint_module.load_model("mobilevos-tiny")
+    for (name, a), b in zip(
+        trained.state_dict().items(), loaded.state_dict().values(), strict=True
+    ):
+        assert torch.equal(a, b), name
+    out = tmp_path / "masks"
+    result = run_cli(
+        capsys, *segment_argv(clip.video, clip.mask0, out, "--model", "mobilevos-tiny")
+    )
+    assert result.code == 0 and "meaningless" not in result.err.lower(), result.err
+    expected = reference_labels(
+        tmp_path / "mobilevos-tiny.ckpt", clip.source("mp4"), {0: clip.labels[0]}
+    )
+    for labels, want in zip(read_outputs(out).values(), expected, strict=True):
+        np.testing.assert_array_equal(labels, want)
+    info = run_cli(capsys, "info")
+    assert re.search(r"^mobilevos-tiny\s.*trained$", info.out, re.M), info.out
+    assert re.search(r"^mobilevos-mbv2-lite\s.*-$", info.out, re.M), info.out
+    # Weights of another architecture under a preset's name are refused, naming the file.
+    save_checkpoint(trained, tmp_path / "mobilevos-mbv2.ckpt")
+    with pytest.raises(CheckpointError, match=r"mobilevos-mbv2\.ckpt: checkpoint is a"):
+        checkpoint_module.load_model("mobilevos-mbv2")
 
 
 def test_info_model_counts_mbv2_near_the_paper(capsys) -> None:

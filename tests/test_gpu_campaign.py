@@ -74,7 +74,7 @@ def test_gpu_campaign_trains_returns_parts_and_adopts_on_cpu(tmp_path: Path) -> 
     assert torch.load(adopted, map_location="cpu", weights_only=True)["step"] == start + 1
     record = json.loads((copy / "campaign" / "default" / "history.jsonl").read_text())
     assert (record["stage"], record["step"]) == ("stage1", start + 1)
-    shipped = read_checkpoint(copy / "src" / "mobilevos" / "assets" / "default.ckpt")
+    shipped = read_checkpoint(copy / "src" / "mobilevos" / "assets" / "mobilevos-mbv2-lite.ckpt")
     assert shipped.meta["steps"] == start + 1
 
     # A damaged part is refused before anything is adopted.

@@ -3,7 +3,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mobilevos.bench.costs import count_flops
+from mobilevos.bench.costs import count_flops, preset_flops
 from mobilevos.config import PAPER_PARAMETERS, ModelConfig, get_preset
 from mobilevos.engine import ClipModel
 from mobilevos.info import count_parameters
@@ -37,10 +37,20 @@ def test_fast_preset_fits_its_flop_budget():
     """mobilevos-mbv2-fast: at most 6 GFLOP a frame at 480x864 with one object, each further
     object at most a tenth of that (counted operator by operator, so exact on any machine);
     the lite model, for scale, costs 14.3 and two thirds of that per object."""
-    model = MobileVOS(get_preset("mobilevos-mbv2-fast")).eval()
-    frame = {k: count_flops(model, k, (480, 864), torch.device("cpu"))["frame"] for k in (1, 3)}
+    frame = {
+        k: v["frame"] for k, v in preset_flops("mobilevos-mbv2-fast", (1, 3), (480, 864)).items()
+    }
     assert frame[1] <= 6e9, frame
     assert (frame[3] - frame[1]) / 2 <= 0.1 * frame[1], frame
+
+
+def test_flops_counted_on_the_meta_device_equal_those_of_a_real_run():
+    """info and bench count FLOPs on shapes alone (the meta device); the count must be the one
+    of a real forward pass."""
+    for name in ("mobilevos-tiny", "mobilevos-mbv2-fast"):
+        model = MobileVOS(get_preset(name)).eval()
+        real = count_flops(model, 2, (64, 96), torch.device("cpu"))
+        assert preset_flops(name, (2,), (64, 96))[2] == real
 
 
 def test_fast_preset_has_no_value_trunk():

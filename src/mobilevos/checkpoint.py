@@ -26,8 +26,24 @@ from mobilevos.model.weights import load_state_dict_strict
 log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parent / "assets" / "default.ckpt"
-"""The shipped default model (trained by ``scripts/campaign.py``), loaded by ``load_model()``."""
+ASSETS = Path(__file__).resolve().parent / "assets"
+DEFAULT_PRESET = "mobilevos-mbv2-lite"
+"""The preset whose shipped weights are the default model (``load_model()``, ``segment``)."""
+
+
+def shipped_checkpoint(preset: str) -> Path:
+    """Where the package keeps trained weights of ``preset`` (``scripts/campaign.py`` writes
+    them); the file exists only for :func:`trained_presets`."""
+    return ASSETS / f"{preset}.ckpt"
+
+
+def trained_presets() -> list[str]:
+    """The presets whose trained weights ship with the package."""
+    return [name for name in available_presets() if shipped_checkpoint(name).is_file()]
+
+
+DEFAULT_CHECKPOINT = shipped_checkpoint(DEFAULT_PRESET)
+"""The shipped default model, loaded by ``load_model()``."""
 
 
 class Checkpoint(NamedTuple):
@@ -95,9 +111,10 @@ def load_model(
     default model (:data:`DEFAULT_CHECKPOINT`).
 
     A path to an existing file is read as a checkpoint (strictly, from its embedded config). A
-    preset name builds that preset with its trunk's pretrained ImageNet weights where they are
-    available offline; such a model is **not trained for VOS** and its masks are meaningless
-    until trained weights are loaded (a warning is logged).
+    preset name loads the preset's shipped trained weights (:func:`trained_presets`); a preset
+    without them is built with its trunk's pretrained ImageNet weights where they are available
+    offline: such a model is **not trained for VOS** and its masks are meaningless until trained
+    weights are loaded (a warning is logged).
 
     ``expected_config`` guards against a checkpoint of another architecture: if given, the
     checkpoint's architecture (all fields but ``name``, ``memory`` and weight paths) must match.
@@ -118,6 +135,9 @@ def load_model(
         load_state_dict_strict(model, ckpt.state_dict, str(path))
         return model.eval()
     if str(source) in available_presets():
+        shipped = shipped_checkpoint(str(source))
+        if shipped.is_file():
+            return load_model(shipped, expected_config=get_preset(str(source)))
         log.warning("preset %s has no trained VOS weights: its output is meaningless", source)
         return build_model(get_preset(str(source))).eval()
     if path.suffix or path.parent != Path("."):

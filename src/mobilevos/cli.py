@@ -19,8 +19,8 @@ from mobilevos.errors import ConfigError, InputError, MobileVOSError
 log = logging.getLogger("mobilevos")
 
 UNTRAINED_WARNING = (
-    "WARNING: {name} is an untrained preset (trained weights: the default model, or "
-    "--checkpoint); its masks are MEANINGLESS and only show that the pipeline runs."
+    "WARNING: {name} is an untrained preset (trained weights: the presets `mobilevos info` "
+    "marks, or --checkpoint); its masks are MEANINGLESS and only show that the pipeline runs."
 )
 
 
@@ -66,9 +66,9 @@ def _network_from_args(args: argparse.Namespace):
 
 
 def _load_model_from_args(args: argparse.Namespace):
-    """The model named by --checkpoint, an untrained --model preset with --untrained, or else
-    the shipped default model."""
-    from mobilevos.checkpoint import DEFAULT_CHECKPOINT, load_model
+    """The model named by --checkpoint, a --model preset's shipped weights (an untrained preset
+    with --untrained), or else the shipped default model."""
+    from mobilevos.checkpoint import DEFAULT_CHECKPOINT, load_model, trained_presets
     from mobilevos.config import get_preset
 
     if args.checkpoint is not None:
@@ -81,10 +81,13 @@ def _load_model_from_args(args: argparse.Namespace):
             )
         return load_model()
     get_preset(args.model)  # unknown preset: one-line error
+    if args.model in trained_presets():
+        return load_model(args.model)
     if not args.untrained:
         raise ConfigError(
-            f"preset {args.model} has no trained weights yet: give --checkpoint PATH, or add "
-            "--untrained to run it anyway (its output is meaningless)"
+            f"preset {args.model} has no trained weights (those that have: "
+            f"{', '.join(trained_presets())}): give --checkpoint PATH, or add --untrained to "
+            "run it anyway (its output is meaningless)"
         )
     print(UNTRAINED_WARNING.format(name=args.model), file=sys.stderr)
     return load_model(args.model)

@@ -31,6 +31,16 @@ def resolve_device(name: str | torch.device) -> torch.device:
     return device
 
 
+def autocast_off(x: torch.Tensor) -> torch.autocast:
+    """A region where autocast is off on ``x``'s device, for maths that must stay in fp32.
+
+    Tensors on the ``meta`` device (shapes only: FLOPs are counted on them without computing)
+    have no autocast of their own; the CPU's stands in.
+    """
+    device_type = "cpu" if x.device.type == "meta" else x.device.type
+    return torch.autocast(device_type=device_type, enabled=False)
+
+
 def synchronize(device: torch.device) -> None:
     """Wait for queued kernels (for timing); a no-op on the CPU."""
     if device.type == "cuda":

@@ -9,11 +9,12 @@ from pathlib import Path
 
 import torch
 
-from mobilevos.checkpoint import DEFAULT_CHECKPOINT, read_checkpoint
+from mobilevos.checkpoint import DEFAULT_CHECKPOINT, read_checkpoint, trained_presets
 from mobilevos.config import PAPER_PARAMETERS, available_presets, get_preset
 from mobilevos.device import resolve_device, synchronize
 from mobilevos.engine import TorchEngine, segment_memory
 from mobilevos.memory import MemoryBank
+from mobilevos.model.encoders import ValueEncoder
 from mobilevos.model.network import MobileVOS, build_model
 
 
@@ -23,34 +24,54 @@ def count_parameters(module: torch.nn.Module) -> int:
 
 def parameter_breakdown(model: MobileVOS) -> dict[str, int]:
     """Parameters per component (query trunk, ASPP, key projections, value encoder, decoder)."""
-    q = model.query_encoder
+    q, v = model.query_encoder, model.value_encoder
     parts = {
         "query trunk": count_parameters(q.trunk),
         "aspp": count_parameters(q.aspp) if q.aspp is not None else 0,
         "key/value projections": count_parameters(q.key_proj) + count_parameters(q.key_comp),
-        "value trunk": count_parameters(model.value_encoder.trunk),
-        "value fuser": count_parameters(model.value_encoder.fuser),
-        "decoder": count_parameters(model.decoder),
     }
+    if isinstance(v, ValueEncoder):
+        parts["value trunk"] = count_parameters(v.trunk)
+        parts["value fuser"] = count_parameters(v.fuser)
+    else:
+        parts["value mask branch"] = count_parameters(v)
+    parts["decoder"] = count_parameters(model.decoder)
     parts["total"] = count_parameters(model)
     return parts
 
 
+FLOP_SIZE = (480, 864)
+"""The input size of the FLOP columns: 480p at 16:9, padded to the stride."""
+
+
 def preset_table() -> str:
+    """Every preset: parameters (and the paper's), FLOPs of a frame with one object and of each
+    further object at :data:`FLOP_SIZE`, memory, and whether trained weights ship."""
+    from mobilevos.bench.costs import preset_flops
+
+    trained = set(trained_presets())
     lines = [
-        f"{'preset':<22}{'parameters':>12}{'paper':>10}{'ratio':>8}  memory (pinned+recent, every)"
+        f"{'preset':<22}{'parameters':>12}{'paper':>8}{'GFLOP':>8}{'+object':>9}  "
+        f"{'memory':<16}weights",
     ]
     for name in available_presets():
         config = get_preset(name)
         total = count_parameters(MobileVOS(config))
         paper = PAPER_PARAMETERS.get(name)
-        paper_s = f"{paper / 1e6:.1f}M" if paper else "-"
-        ratio_s = f"{total / paper:.3f}" if paper else "-"
+        flops = preset_flops(name, (1, 2), FLOP_SIZE)
+        one, extra = flops[1]["frame"], flops[2]["frame"] - flops[1]["frame"]
         mem = config.memory
         lines.append(
-            f"{name:<22}{total / 1e6:>11.3f}M{paper_s:>10}{ratio_s:>8}  "
-            f"{mem.pinned}+{mem.recent}, every {mem.write_every}"
+            f"{name:<22}{total / 1e6:>11.3f}M{f'{paper / 1e6:.1f}M' if paper else '-':>8}"
+            f"{one / 1e9:>8.1f}{f'{extra / one:+.1%}':>9}  "
+            f"{f'{mem.pinned}+{mem.recent}, every {mem.write_every}':<16}"
+            f"{'trained' if name in trained else '-'}"
         )
+    lines += [
+        f"GFLOP: a frame with one object at {FLOP_SIZE[0]}x{FLOP_SIZE[1]} (query encode, readout "
+        "+ decode, value encode); +object: each further object, of that",
+        "weights: trained weights ship with the package (load_model(NAME), segment --model NAME)",
+    ]
     return "\n".join(lines)
 
 

@@ -31,6 +31,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from mobilevos.device import autocast_off
 from mobilevos.errors import ConfigError
 from mobilevos.io import VOID_LABEL
 
@@ -49,10 +50,6 @@ __all__ = [
 
 LOG_EPS = 1e-6
 """Added inside both logarithms of :func:`representation_loss` (see there for why)."""
-
-
-def _no_autocast(x: Tensor) -> torch.autocast:
-    return torch.autocast(device_type=x.device.type, enabled=False)
 
 
 def _full(x: Tensor) -> Tensor:
@@ -280,7 +277,7 @@ def representation_loss(
         returns: () scalar, float32
     """
     _check_repr_inputs(student, labels_onehot, teacher, omega)
-    with _no_autocast(student):
+    with autocast_off(student):
         c_s = _correlation(student)
         target = torch.zeros_like(c_s)
         if omega > 0 and teacher is not None:
@@ -335,7 +332,7 @@ def logit_distillation_loss(
     if temperature <= 0:
         raise ConfigError(f"distillation temperature must be > 0, got {temperature}")
     band = boundary_band(labels, band_width)
-    with _no_autocast(student_logits):
+    with autocast_off(student_logits):
         log_q = F.log_softmax(_full(student_logits) / temperature, dim=1)
         log_p = F.log_softmax(_full(teacher_logits.detach()) / temperature, dim=1)
         kl = (log_p.exp() * (log_p - log_q)).sum(dim=1)  # B, H, W
@@ -410,7 +407,7 @@ class BootstrappedCE:
         if bool(((target < 0) | (target >= logits.shape[1]))[~ignored].any()):
             raise ValueError(f"target labels must lie in 0..{logits.shape[1] - 1} or be ignored")
         p = self.fraction(iteration)
-        with _no_autocast(logits):
+        with autocast_off(logits):
             pixel = F.cross_entropy(
                 _full(logits), target.long(), ignore_index=self.ignore_index, reduction="none"
             )

@@ -51,13 +51,24 @@ def new_model(name: str, seed: int) -> MobileVOS:
     return build_model(get_preset(name), pretrained=False).eval()
 
 
-def model_facts(
-    name: str, objects: tuple[int, ...], size: tuple[int, int], device: torch.device, seed: int
-) -> ModelFacts:
+def model_facts(name: str, objects: tuple[int, ...], size: tuple[int, int]) -> ModelFacts:
     """Parameters and per-stage FLOPs of ``name`` at network input ``size``."""
-    model = new_model(name, seed).to(device)
-    flops = {k: count_flops(model, k, size, device) for k in objects}
-    return ModelFacts(count_parameters(model), model.config.memory.write_every, flops)
+    config = get_preset(name)
+    return ModelFacts(
+        count_parameters(MobileVOS(config)),
+        config.memory.write_every,
+        preset_flops(name, objects, size),
+    )
+
+
+def preset_flops(
+    name: str, objects: tuple[int, ...], size: tuple[int, int]
+) -> dict[int, dict[str, int]]:
+    """:func:`count_flops` of the preset for each object count, on the ``meta`` device: shapes
+    only, nothing computed, so the counts are the same and take a fraction of a second."""
+    with torch.device("meta"):
+        model = MobileVOS(get_preset(name)).eval()
+    return {k: count_flops(model, k, size, torch.device("meta")) for k in objects}
 
 
 @torch.inference_mode()

@@ -48,7 +48,7 @@ def _measure(options: BenchOptions, device: torch.device, workdir: Path) -> dict
     clip_path = workdir / "clip.mp4"
     write_video(clip_path, clip.frames)
     net = network_size(options.size)
-    facts = {m: model_facts(m, options.objects, net, device, options.seed) for m in options.models}
+    facts = {m: model_facts(m, options.objects, net) for m in options.models}
     factory = PredictorFactory(options, workdir)
     with contextlib.ExitStack() as stack:
         runs = build_runs(factory, clip, clip_path, stack)

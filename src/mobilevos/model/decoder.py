@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from mobilevos.device import autocast_off
 from mobilevos.model.blocks import ResBlock, SeparableResBlock, UpsampleBlock, repeat_objects
 
 
@@ -115,7 +116,7 @@ def aggregate(object_logits: Tensor, present: Tensor | None = None) -> Tensor:
         present: (B, K) bool, False for padding objects (their probability is forced to 0)
         returns: (B, K+1, H, W) logits; softmax over dim 1 gives background + objects.
     """
-    with torch.autocast(device_type=object_logits.device.type, enabled=False):
+    with autocast_off(object_logits):
         prob = torch.sigmoid(object_logits.float())
         if present is not None:
             prob = prob * present[:, :, None, None].to(prob.dtype)

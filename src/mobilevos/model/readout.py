@@ -26,6 +26,8 @@ import math
 import torch
 from torch import Tensor
 
+from mobilevos.device import autocast_off
+
 
 def _fp32(x: Tensor) -> Tensor:
     return x if x.dtype == torch.float32 else x.float()
@@ -81,7 +83,7 @@ def memory_read(
         returns: (B, K, Cv, h, w) float32; an object with no valid slot reads zeros
     """
     b, k, cv, s, h, w = memory_values.shape
-    with torch.autocast(device_type=query_key.device.type, enabled=False):
+    with autocast_off(query_key):
         logits = affinity_logits(_fp32(memory_keys), _fp32(query_key))  # B, S, Q, hw
         slot_max = logits.amax(dim=-1)  # B, S, Q
         exp = torch.exp(logits - slot_max[..., None])

@@ -79,7 +79,9 @@ def _worker_context() -> multiprocessing.context.BaseContext | None:
     for the trainer and the worker is left holding the old one, so the worker came to hold
     nearly the trainer's whole heap (5-6 GB beside a 6.7 GB trainer; scripts/train_memory.py).
     Workers forked from a small server process that imported torch once hold only what they
-    use. None (fork) where there is no fork server (Windows has spawn only, the default).
+    use. As with spawn (the default on Windows and macOS, where there is no fork server and this
+    returns None), a script that trains with loader workers must guard its entry point with
+    ``if __name__ == "__main__":``, since each worker imports the script's main module.
     """
     if "forkserver" not in multiprocessing.get_all_start_methods():
         return None
