@@ -31,6 +31,10 @@ def test_teacher_is_stcn_sized():
 def test_config_round_trips_through_dict(name):
     config = get_preset(name)
     assert ModelConfig.from_dict(config.to_dict()) == config
+    # Widths given as lists (YAML overrides) are the same config as tuples: a run started
+    # with them resumes from its own state.
+    listed = config.replace(decoder_dims=list(config.decoder_dims))
+    assert listed == config and ModelConfig.from_dict(listed.to_dict()) == listed
 
 
 def test_fast_preset_fits_its_flop_budget():
@@ -51,6 +55,18 @@ def test_flops_counted_on_the_meta_device_equal_those_of_a_real_run():
         model = MobileVOS(get_preset(name)).eval()
         real = count_flops(model, 2, (64, 96), torch.device("cpu"))
         assert preset_flops(name, (2,), (64, 96))[2] == real
+
+
+def test_mask_branch_values_end_with_the_masks_at_stride_16(tiny_fast_model):
+    """The readout of the last two value channels is the memory's mask (and the other objects'
+    mass) spread by the affinity: they must be the masks, area-downsampled to stride 16."""
+    image = torch.randn(1, 3, 64, 96)
+    masks = torch.rand(1, 3, 64, 96)
+    with torch.no_grad():
+        value = tiny_fast_model.encode_value(image, tiny_fast_model.encode_query(image), masks)
+    pooled = torch.nn.functional.avg_pool2d(masks, 16)
+    torch.testing.assert_close(value[0, :, -2], pooled[0])
+    torch.testing.assert_close(value[0, :, -1], pooled[0].sum(dim=0) - pooled[0])
 
 
 def test_fast_preset_has_no_value_trunk():

@@ -34,7 +34,7 @@ import pytest
 from PIL import Image
 from scipy import ndimage
 
-from mobilevos.checkpoint import load_model
+from mobilevos.checkpoint import DEFAULT_PRESET, load_model, trained_presets
 from mobilevos.data.synth import SynthConfig, render_video
 from mobilevos.engine.ort_engine import OrtEngine
 from mobilevos.export import export_onnx
@@ -116,9 +116,24 @@ def model_dir(tools: None, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def server(clip: Clip, model_dir: Path) -> Iterator[WebServer]:
+def preset_dirs(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """Every preset with shipped weights (the default's is ``model_dir``), exported the same way,
+    for the parity test: each architecture's graphs in both hosts."""
+    dirs = {DEFAULT_PRESET: model_dir}
+    for name in trained_presets():
+        if name in dirs:
+            continue
+        dirs[name] = tmp_path_factory.mktemp("web-export") / name
+        export_onnx(load_model(name), dirs[name], EXPORT_SIZE, max_objects=2, verify=False)
+    return dirs
+
+
+@pytest.fixture(scope="module")
+def server(clip: Clip, model_dir: Path, preset_dirs: dict[str, Path]) -> Iterator[WebServer]:
     site = build_site(WEB, model_dir, U2NETP.find(), Sample(clip.video, "a generated clip"))
     site.mounts["/data/"] = clip.data
+    for name, folder in preset_dirs.items():
+        site.mounts[f"/presets/{name}/"] = folder
     with WebServer.in_background(site) as httpd:
         yield httpd
 
@@ -164,10 +179,12 @@ def object_ious(a: np.ndarray, b: np.ndarray, ids: list[int]) -> list[float]:
 # --------------------------------------------------------------------------------------- parity
 
 
+@pytest.mark.parametrize("preset", trained_presets())
 def test_page_model_matches_the_python_onnx_backend(
-    page: Any, server: WebServer, clip: Clip, model_dir: Path
+    page: Any, server: WebServer, clip: Clip, preset_dirs: dict[str, Path], preset: str
 ) -> None:
-    predictor = VOSPredictor(OrtEngine(model_dir), size=None)
+    """Each trained preset's graphs (their encode_value inputs differ by architecture)."""
+    predictor = VOSPredictor(OrtEngine(preset_dirs[preset]), size=None)
     first = clip.labels[0]
     python = [predictor.step(f, mask=first if t == 0 else None) for t, f in enumerate(clip.frames)]
     height, width = CLIP_SIZE
@@ -176,7 +193,7 @@ def test_page_model_matches_the_python_onnx_backend(
         server,
         "runClip",
         {
-            "model": "/model/",
+            "model": f"/presets/{preset}/",
             "frames": "/data/frames.rgba",
             "mask": "/data/mask.u8",
             "count": NUM_FRAMES,

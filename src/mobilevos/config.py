@@ -119,12 +119,12 @@ class ModelConfig:
         values = dict(data)
         if isinstance(values.get("memory"), dict):
             values["memory"] = MemoryConfig(**values["memory"])
-        for key in ("decoder_dims", "value_branch_dims", "aspp_rates"):
-            if key in values:
-                values[key] = tuple(values[key])
         return cls(**values)
 
     def __post_init__(self) -> None:
+        # Tuples, however given (YAML overrides give lists), so that equal configs compare equal.
+        for key in ("decoder_dims", "value_branch_dims", "aspp_rates"):
+            object.__setattr__(self, key, tuple(getattr(self, key)))
         if self.decoder not in ("stcn", "light"):
             raise ConfigError(f"decoder must be 'stcn' or 'light', got {self.decoder!r}")
 
