@@ -118,9 +118,8 @@ class MaskValueEncoder(nn.Module):
     residual blocks and a 1x1 projection give ``value_dim - 2`` channels. The last two channels
     are the two masks themselves, area-downsampled to stride 16, so the readout carries the
     memory's mask as the affinity spreads it (label propagation) from the first step of
-    training: with a randomly initialised branch and nothing else, the fast student's
-    segmentation loss stayed at 2 to 4 times the lite model's for its first 250 steps, and a value
-    trunk in its place (the lite's) followed the lite's curve. The query features are projected
+    training: with a randomly initialised branch alone the fast student learned far more slowly
+    than the lite model (docs/models.md). The query features are projected
     once per frame; per object, the branch costs a few percent of a trunk.
 
     ``dims`` are the branch's widths at strides 4, 8 and 16.
