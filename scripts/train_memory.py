@@ -124,7 +124,7 @@ def main() -> None:
         if proc.returncode:
             raise SystemExit(f"error: training exited with status {proc.returncode}")
     result = {
-        "config": str(args.config),
+        "config": str(args.config.resolve().relative_to(ROOT)),
         "overrides": args.overrides,
         "steps": args.steps,
         "chunks": args.chunks,
