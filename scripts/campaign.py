@@ -316,11 +316,13 @@ def start_stage(campaign: Campaign, stage: str, config: TrainConfig, run_dir: Pa
 def record_step(
     trainer: Trainer, campaign: Campaign, run: Run, scores: dict, records: list, best: float
 ) -> float:
-    """Log one evaluation, re-export the shipped weights if it beats ``best``; the new best."""
+    """Log one evaluation, re-export the shipped weights if it beats ``best`` (the selection
+    score of the weights shipped now); the new best."""
     selection = round(sum(scores.values()) / max(len(scores), 1), 4)
     record = {"stage": run.stage, "step": trainer.step, "scores": scores, "selection": selection}
     record["train_seconds"] = round(trainer.train_seconds, 1)
-    if selection > best:
+    # Also when the shipped file is missing (not committed while the campaign is young).
+    if selection > best or (run.ships and not campaign.checkpoint.is_file()):
         export(trainer, scores, campaign, run.stage)
         best, record["exported"] = selection, True
     records.append(record)
