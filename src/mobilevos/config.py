@@ -66,7 +66,8 @@ class ModelConfig:
             object's mask by a light branch (:class:`~mobilevos.model.encoders.MaskValueEncoder`)
             of widths ``value_branch_dims``.
         key_dim: channels Ck of memory/query keys.
-        value_dim: channels Cv of memory values (output of the value fuser).
+        value_dim: channels Cv of memory values (output of the value fuser; with the mask
+            branch, its last two channels are the masks themselves).
         query_value_dim: channels of the query's own stride-16 feature fed to the decoder
             beside the memory readout (STCN's ``key_comp``).
         decoder: ``"stcn"``, STCN's decoder of 3x3 residual blocks, run per object;
@@ -161,7 +162,7 @@ _PRESETS: dict[str, ModelConfig] = {
     # This project's student cut to a CPU's budget (not in the paper): the lite model's query
     # trunk, no value trunk (the value is built from the query trunk's features and the object's
     # mask by a light branch) and a light decoder; values of 32 channels, since the readout's
-    # cost per object grows with them. About 5.3 GFLOP a frame at 480x864 (lite: 14.3), and
+    # cost per object grows with them. 5.1 GFLOP a frame at 480x864 (lite: 14.3), and
     # each further object adds under a tenth of that (see `mobilevos info`).
     "mobilevos-mbv2-fast": ModelConfig(
         name="mobilevos-mbv2-fast",

@@ -119,8 +119,8 @@ class MaskValueEncoder(nn.Module):
     are the two masks themselves, area-downsampled to stride 16, so the readout carries the
     memory's mask as the affinity spreads it (label propagation) from the first step of
     training: with a randomly initialised branch alone the fast student learned far more slowly
-    than the lite model (docs/models.md). The query features are projected
-    once per frame; per object, the branch costs a few percent of a trunk.
+    than the lite model (docs/models.md). The query features are projected once per frame; per
+    object, the branch costs a few percent of a trunk.
 
     ``dims`` are the branch's widths at strides 4, 8 and 16.
     """
@@ -143,8 +143,8 @@ class MaskValueEncoder(nn.Module):
         self.refine = nn.Sequential(SeparableResBlock(d16), SeparableResBlock(d16))
         self.project = nn.Conv2d(d16, value_dim - 2, 1)
 
-    def forward(self, image: Tensor, query: QueryFeatures, masks: Tensor) -> Tensor:
-        """Shapes: image (B, 3, H, W) (unused: the query features stand for it), masks
+    def forward(self, image: Tensor | None, query: QueryFeatures, masks: Tensor) -> Tensor:
+        """Shapes: image (B, 3, H, W) or None (unused: the query features stand for it), masks
         (B, K, H, W) in [0, 1]; returns (B, K, Cv, h, w)."""
         b, k = masks.shape[:2]
         pooled = F.avg_pool2d(object_masks(masks), 4)  # B*K, 2, H/4, W/4
