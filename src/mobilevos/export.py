@@ -123,13 +123,11 @@ def graph_inputs(model: MobileVOS, size: tuple[int, int], max_objects: int, slot
         query = model.encode_query(image)
     k, s = max_objects, slots
     cv = model.config.value_dim
+    frame = {"image": image, **query._asdict()}
     return {
         "encode_query": {"image": image},
         "encode_value": {
-            **{
-                name: {"image": image, **query._asdict()}[name]
-                for name in model.value_encoder.reads
-            },
+            **{name: frame[name] for name in model.value_encoder.reads},
             "masks": torch.zeros(1, k, h, w),
         },
         "segment": {

@@ -69,6 +69,10 @@ class OrtEngine:
         self.config = ModelConfig.from_dict(self.manifest["model_config"])
         self.device = torch.device("cpu")
         self.precision = self.manifest.get("precision", "fp32")
+        # What encode_value takes of the frame besides the masks, as its manifest inputs say:
+        # the image and f16 for a value trunk, f4, f8 and f16 for the mask branch.
+        inputs = self.manifest["graphs"]["encode_value"]["inputs"]
+        self.value_reads = [spec["name"] for spec in inputs if spec["name"] != "masks"]
         # When a dict, every graph's feeds are appended to it by verb (int8 calibration).
         self.feed_log: dict[str, list[dict[str, np.ndarray]]] | None = None
 
@@ -85,11 +89,8 @@ class OrtEngine:
 
     def encode_value(self, image: Tensor, query: QueryFeatures, masks: Tensor) -> Tensor:
         k = masks.shape[1]
-        # The graph takes what its value encoder reads (manifest inputs): the image and f16 of a
-        # value trunk, or f4, f8 and f16 of the mask branch.
         features = {"image": image, **query._asdict()}
-        names = [spec["name"] for spec in self.manifest["graphs"]["encode_value"]["inputs"]]
-        feeds = {name: features[name] for name in names if name != "masks"}
+        feeds = {name: features[name] for name in self.value_reads}
         (values,) = self._run("encode_value", **feeds, masks=self._pad(masks, 1))
         return values[:, :k]
 
