@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint format clean repro-distill default-data campaign web test-web docs test-portable
+.PHONY: setup demo test lint format clean repro-distill default-data campaign web test-web docs test-portable phone
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -38,6 +38,11 @@ test: lint
 # machine's kernels or thread count fails here (.ci/run runs it after `make test`).
 test-portable: setup
 	ATEN_CPU_CAPABILITY=default OMP_NUM_THREADS=1 $(BIN)/pytest
+
+# The phone runtime (the `phone` extra: ExecuTorch + XNNPACK): `mobilevos export --format
+# executorch`, `--backend executorch`; without it those tests skip (.ci/run installs it).
+phone: setup
+	$(BIN)/python -m pip install --quiet -e '.[dev,phone]'
 
 # The documentation site (mkdocs.yml, docs/) with its API reference, into site/. --strict: a
 # broken link or anchor, or a docstring or ::: entry the API reference cannot read, fails it.

@@ -43,7 +43,7 @@ CONFIG_KEYS = {
     "model", "backend", "objects", "engine_device", "warmup_frames", "timed_frames", "total_ms",
     "fps", "stages_ms", "decode_ms", "with_decode_ms", "params", "gflops", "write_every",
     "gflops_per_frame_average", "efficiency", "memory_bank_bytes", "peak_rss_mb",
-    "speedup_vs_teacher", "samples_ms",
+    "speedup_vs_teacher", "samples_ms", "mask_iou_vs_torch",
 }  # fmt: skip
 LONG_KEYS = {
     "model", "backend", "bank_bytes_at_100", "bank_bytes_end", "bank_constant", "rss_mb_at_100",
@@ -118,6 +118,10 @@ def test_report_has_every_field(bench_run: BenchRun) -> None:
         assert set(config["gflops"]) == {*FLOP_STAGES, "frame"}
         assert config["speedup_vs_teacher"] is None  # no teacher in this run
         assert config["timed_frames"] == FRAMES == len(config["samples_ms"]["total"])
+        # Every backend's masks against torch's on the same clip: torch itself agrees exactly,
+        # the same network in another memory layout to float rounding.
+        agreement = config["mask_iou_vs_torch"]
+        assert agreement == 1.0 if config["backend"] == "torch" else agreement >= 0.99
 
 
 def test_every_number_is_finite_and_positive(bench_run: BenchRun) -> None:

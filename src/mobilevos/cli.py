@@ -39,30 +39,37 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
 def _add_backend_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--backend",
-        choices=["torch", "onnx"],
+        choices=["torch", "onnx", "executorch"],
         default="torch",
-        help="torch (default) or onnx: the graphs of `mobilevos export` under ONNX Runtime",
+        help="torch (default); onnx or executorch: the programs of `mobilevos export` under "
+        "ONNX Runtime or ExecuTorch (XNNPACK)",
     )
-    parser.add_argument("--model-dir", type=Path, help="an exported model folder (--backend onnx)")
+    parser.add_argument(
+        "--model-dir", type=Path, help="an exported model folder (--backend onnx/executorch)"
+    )
 
 
 def _network_from_args(args: argparse.Namespace):
-    """The model the arguments name, or with --backend onnx the exported graphs' engine."""
+    """The model the arguments name, or with --backend onnx/executorch the exported engine."""
     if args.backend == "torch":
         if args.model_dir is not None:
-            raise ConfigError("--model-dir is for --backend onnx")
+            raise ConfigError("--model-dir is for --backend onnx or executorch")
         return _load_model_from_args(args)
+    backend = f"--backend {args.backend}"
     if args.model_dir is None:
-        raise ConfigError("--backend onnx needs --model-dir DIR (written by `mobilevos export`)")
+        raise ConfigError(f"{backend} needs --model-dir DIR (written by `mobilevos export`)")
     if args.checkpoint is not None or args.model is not None:
-        raise ConfigError(
-            "--backend onnx takes its model from --model-dir, not --checkpoint/--model"
-        )
+        raise ConfigError(f"{backend} takes its model from --model-dir, not --checkpoint/--model")
     if args.device != "cpu":
-        raise ConfigError("--backend onnx runs on the CPU: drop --device")
-    from mobilevos.engine.ort_engine import OrtEngine
+        raise ConfigError(f"{backend} runs on the CPU: drop --device")
+    from mobilevos.engine.exported import open_exported
+    from mobilevos.manifest import export_format, read_manifest
 
-    return OrtEngine(args.model_dir)
+    found = export_format(read_manifest(args.model_dir))
+    if found != args.backend:
+        raise InputError(args.model_dir, f"holds {found} programs, not {args.backend}: use "
+                         f"--backend {found} or export with --format {args.backend}")  # fmt: skip
+    return open_exported(args.model_dir)
 
 
 def _load_model_from_args(args: argparse.Namespace):
@@ -318,15 +325,27 @@ def _export(args: argparse.Namespace) -> int:
 def _add_export(sub: argparse._SubParsersAction) -> None:
     from mobilevos.export import DEFAULT_OPSET
 
-    p = sub.add_parser("export", help="export the video model as fixed-shape ONNX graphs")
-    p.add_argument("--format", choices=["onnx"], default="onnx")
-    p.add_argument("--out", type=Path, required=True, help="folder for the graphs + manifest")
+    p = sub.add_parser("export", help="export the video model as fixed-shape programs")
+    p.add_argument(
+        "--format",
+        choices=["onnx", "executorch"],
+        default="onnx",
+        help="onnx (ONNX Runtime, the browser) or executorch (.pte lowered to XNNPACK)",
+    )
+    p.add_argument("--out", type=Path, required=True, help="folder for the programs + manifest")
     p.add_argument("--size", default="480x864", help="network input HxW, multiples of 16")
     p.add_argument("--max-objects", type=int, default=3, help="objects per call (default 3)")
-    p.add_argument("--opset", type=int, default=DEFAULT_OPSET)
-    p.add_argument("--int8", action="store_true", help="static int8 quantization (ONNX Runtime)")
-    p.add_argument("--calibration", type=Path, help="video or frame folder to calibrate int8 on")
-    p.add_argument("--no-verify", action="store_true", help="skip the PyTorch/ORT comparison")
+    p.add_argument("--opset", type=int, default=DEFAULT_OPSET, help="ONNX opset (--format onnx)")
+    p.add_argument("--int8", action="store_true", help="static int8 quantization")
+    p.add_argument(
+        "--calibration",
+        type=Path,
+        help="a video or frame folder of your own to calibrate int8 on, besides the built-in "
+        "generated and real clips",
+    )
+    p.add_argument(
+        "--no-verify", action="store_true", help="skip the comparison with PyTorch (or fp32)"
+    )
     _add_model_arguments(p)
     p.set_defaults(func=_export)
 
@@ -383,7 +402,12 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--models", default="mobilevos-mbv2-lite,mobilevos-mbv2,mobilevos-r18,teacher-r50"
     )
-    p.add_argument("--backends", default="torch", help="torch,torch-contiguous,onnx,onnx-int8")
+    p.add_argument(
+        "--backends",
+        default="torch",
+        help="comma-separated, of: torch, torch-contiguous, onnx, onnx-int8, executorch, "
+        "executorch-int8",
+    )
     p.add_argument("--size", default="480x854", help="clip size HxW (default 480x854)")
     p.add_argument("--objects", default="1,3", help="object counts to measure (default 1,3)")
     p.add_argument("--frames", type=int, default=20, help="timed frames per configuration")
@@ -393,7 +417,7 @@ def _add_bench(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--long-size", default="120x216", help="frame size of the long stream")
     p.add_argument("--device", default="cpu")
     p.add_argument("--amp", action="store_true", help="fp16 autocast for torch (CUDA only)")
-    p.add_argument("--threads", type=int, help="torch and ONNX Runtime threads")
+    p.add_argument("--threads", type=int, help="torch, ONNX Runtime and ExecuTorch threads")
     p.add_argument("--json", type=Path, help="JSON report path (default OUT/bench.json)")
     p.add_argument("--out", type=Path, default=Path("bench-results"), help="bench.md, bench.png")
     p.add_argument("--quiet", action="store_true", help="no progress bars")

@@ -1,24 +1,31 @@
-"""``mobilevos export``: the video model as one fixed-shape ONNX graph per verb, plus a manifest.
+"""``mobilevos export``: the video model as one fixed-shape program per verb, plus a manifest.
 
-    encode_query.onnx   image (1, 3, H, W) -> key, value, f16, f8, f4
-    encode_value.onnx   what the value encoder reads of the frame (image, f16 for a value
-                        trunk; f4, f8, f16 for the mask branch), masks (1, K, H, W)
-                        -> values (1, K, Cv, h, w)
-    segment.onnx        key, value, f8, f4, memory keys/values, valid, present -> logits
+    encode_query    image (1, 3, H, W) -> key, value, f16, f8, f4
+    encode_value    what the value encoder reads of the frame (image, f16 for a value
+                    trunk; f4, f8, f16 for the mask branch), masks (1, K, H, W)
+                    -> values (1, K, Cv, h, w)
+    segment         key, value, f8, f4, memory keys/values, valid, present -> logits
+
+Two formats (``--format``): ONNX graphs (``.onnx``, for ONNX Runtime and the browser) and
+ExecuTorch programs lowered to XNNPACK (``.pte``, the runtime phone apps embed; see
+:mod:`mobilevos.pte`), with the same verbs, names, shapes and manifest.
 
 The memory bank stays on the host (:class:`~mobilevos.memory.MemoryBank`, the same code as the
 PyTorch predictor): ``segment`` takes the bank's tensors at their fixed capacity S and a
-per-object validity mask, so one graph serves every frame of every video. K is fixed at export
-(``--max-objects``); sessions with fewer objects pad with absent objects (``present`` False,
-no valid slot), which the readout and the soft aggregation ignore.
+per-object validity mask, so one program serves every frame of every video. K is fixed at
+export (``--max-objects``); sessions with fewer objects pad with absent objects (``present``
+False, no valid slot), which the readout and the soft aggregation ignore.
 
-``manifest.json`` describes everything a host needs to run the graphs without this package:
-graph files and their input/output names, shapes and dtypes, the memory capacity and write
-policy, the preprocessing constants, the model config and a hash of the weights.
+``manifest.json`` describes everything a host needs to run the programs without this package:
+the format, program files and their input/output names, shapes and dtypes (in call order), the
+memory capacity and write policy, the preprocessing constants, the model config and a hash of
+the weights.
 
-int8 (``--int8``): static post-training quantization with ONNX Runtime's own tools
-(``quantize_static``, QDQ format, per-channel weights), calibrated on the user's frames. Only
-convolutions are quantized. What stays fp32, and why:
+int8 (``--int8``): static post-training quantization, calibrated on sessions over the user's
+frames and over a built-in generated clip (:func:`mobilevos.quantize.calibration_clips`), so the
+result does not hinge on what one clip happens to show. ONNX uses ONNX Runtime's own tools
+(``quantize_static``, QDQ format, per-channel weights) and quantizes only convolutions;
+ExecuTorch uses PT2E with the XNNPACK quantizer (:mod:`mobilevos.pte`). Both keep fp32, and why:
 
 * the readout (the affinity MatMul, Exp and the per-object softmax sums): its logits are
   differences of large squared norms turned into exponent weights; 8-bit steps there would
@@ -26,9 +33,10 @@ convolutions are quantized. What stays fp32, and why:
 * the soft aggregation (sigmoid, product, log-odds) and the final upsampling: cheap, and their
   outputs are the probabilities users threshold.
 
-Verification (on by default): PyTorch and ONNX Runtime run the same clip through the same
-predictor session; every verb's outputs are compared (max abs difference) and every frame's
-mask (IoU). Beyond tolerance the export fails and nothing is written.
+Verification (on by default): PyTorch and the exported programs run the same clip through the
+same predictor session; every verb's outputs are compared (max abs difference) and every
+frame's mask (IoU); int8 programs are compared with the fp32 ones. Beyond tolerance the export
+fails and nothing is written.
 """
 
 from __future__ import annotations
@@ -47,18 +55,20 @@ import torch
 from torch import Tensor, nn
 
 import mobilevos
+from mobilevos import pte
+from mobilevos.engine.et_engine import require_executorch
 from mobilevos.errors import ConfigError, ExportError
 from mobilevos.io import atomic_dir
 from mobilevos.manifest import (
+    FORMATS,
     GRAPH_OUTPUTS,
     MANIFEST_VERSION,
-    VERBS,
     read_manifest,
     write_manifest,
 )
 from mobilevos.model.encoders import QueryFeatures
 from mobilevos.model.network import IMAGENET_MEAN, IMAGENET_STD, STRIDE, MobileVOS
-from mobilevos.quantize import quantize_model_dir
+from mobilevos.quantize import calibration_clips, quantize_model_dir, quantize_programs
 from mobilevos.verify import compare_backends
 
 log = logging.getLogger(__name__)
@@ -187,11 +197,13 @@ def check_size(size: tuple[int, int]) -> None:
         raise ConfigError(f"export size must be multiples of {STRIDE}, got {size[0]}x{size[1]}")
 
 
-def export_onnx(
+def export_model(
     model: MobileVOS,
     out_dir: str | Path,
     size: tuple[int, int] = (480, 864),
     max_objects: int = 3,
+    *,
+    format: str = "onnx",
     opset: int = DEFAULT_OPSET,
     int8: bool = False,
     calibration_frames: list[np.ndarray] | None = None,
@@ -199,19 +211,23 @@ def export_onnx(
 ) -> dict[str, Any]:
     """Export ``model`` to ``out_dir`` (built in a temporary folder, renamed at the end).
 
-    Returns the manifest. ``calibration_frames`` ((H, W, 3) uint8 RGB) are required with
-    ``int8``; verification runs a generated clip through both backends (see the module doc).
+    ``format``: ``onnx`` or ``executorch``. Returns the manifest. With ``int8``, the programs are
+    calibrated on ``calibration_frames`` ((H, W, 3) uint8 RGB, one clip; optional) and on a
+    built-in generated clip; verification runs a generated clip through both sides (see the
+    module doc).
     """
     check_size(size)
+    if format not in FORMATS:
+        raise ConfigError(f"unknown export format {format!r}; use {', '.join(FORMATS)}")
     if max_objects < 1:
         raise ConfigError(f"--max-objects must be >= 1, got {max_objects}")
-    if int8 and not calibration_frames:
-        raise ConfigError("--int8 needs calibration frames (--calibration VIDEO_OR_DIR)")
+    if format == "executorch":
+        require_executorch()
     model = model.eval().cpu().to(memory_format=torch.contiguous_format)
     memory = model.config.memory
     examples = graph_inputs(model, size, max_objects, memory.capacity)
     # Wrappers are built in eval mode: a module in training mode would update the BatchNorm
-    # statistics of the model on every call, changing the weights between graphs.
+    # statistics of the model on every call, changing the weights between programs.
     modules = {
         "encode_query": _QueryGraph(model).eval(),
         "encode_value": _ValueGraph(model).eval(),
@@ -221,9 +237,12 @@ def export_onnx(
     with atomic_dir(out_dir) as tmp:
         graphs = {}
         for verb, module in modules.items():
-            path = tmp / f"{verb}.onnx"
-            _export_graph(module, examples[verb], GRAPH_OUTPUTS[verb], path, opset)
-            _check_graph(path)
+            path = tmp / f"{verb}{FORMATS[format]}"
+            if format == "onnx":
+                _export_graph(module, examples[verb], GRAPH_OUTPUTS[verb], path, opset)
+                _check_graph(path)
+            else:
+                pte.lower(module, tuple(examples[verb].values()), path)
             with torch.no_grad():
                 outs = module(*examples[verb].values())
             outs = outs if isinstance(outs, tuple) else (outs,)
@@ -234,9 +253,10 @@ def export_onnx(
             }
         manifest = {
             "format_version": MANIFEST_VERSION,
+            "format": format,
             "mobilevos_version": mobilevos.__version__,
             "precision": "fp32",
-            "opset": opset,
+            **({"opset": opset} if format == "onnx" else {"runtime": pte.runtime_facts()}),
             "input_size": list(size),
             "max_objects": max_objects,
             "stride": STRIDE,
@@ -261,10 +281,14 @@ def export_onnx(
         if int8:
             fp32_dir = Path(tempfile.mkdtemp(prefix=".fp32.", dir=tmp.parent))
             try:
-                for verb in VERBS:
-                    shutil.copy(tmp / f"{verb}.onnx", fp32_dir / f"{verb}.onnx")
+                for spec in graphs.values():
+                    shutil.copy(tmp / spec["file"], fp32_dir / spec["file"])
                 write_manifest(fp32_dir, manifest)
-                manifest["quantization"] = quantize_model_dir(fp32_dir, tmp, calibration_frames)
+                clips = calibration_clips(calibration_frames, size, max_objects)
+                if format == "onnx":
+                    manifest["quantization"] = quantize_model_dir(fp32_dir, tmp, clips)
+                else:
+                    manifest["quantization"] = quantize_programs(modules, fp32_dir, tmp, clips)
                 manifest["precision"] = "int8"
                 write_manifest(tmp, manifest)
                 if verify:
@@ -275,6 +299,11 @@ def export_onnx(
             manifest["verification"] = verify_export(model, tmp)
         write_manifest(tmp, manifest)
     return read_manifest(out_dir)
+
+
+def export_onnx(model: MobileVOS, out_dir: str | Path, *args: Any, **kwargs: Any) -> dict:
+    """:func:`export_model` in the ONNX format (the browser's and ONNX Runtime's)."""
+    return export_model(model, out_dir, *args, format="onnx", **kwargs)
 
 
 def read_calibration_frames(path: Path, count: int = 24) -> list[np.ndarray]:
@@ -297,10 +326,18 @@ def export_command(args: argparse.Namespace, model: MobileVOS) -> int:
     if args.calibration is not None and not args.int8:
         raise ConfigError("--calibration is for --int8")
     frames = read_calibration_frames(args.calibration) if args.int8 and args.calibration else None
-    manifest = export_onnx(
-        model, args.out, size, args.max_objects, args.opset, args.int8, frames, not args.no_verify
+    manifest = export_model(
+        model,
+        args.out,
+        size,
+        args.max_objects,
+        format=args.format,
+        opset=args.opset,
+        int8=args.int8,
+        calibration_frames=frames,
+        verify=not args.no_verify,
     )
-    line = f"exported {manifest['precision']} graphs for {size[0]}x{size[1]}, "
+    line = f"exported {manifest['precision']} {args.format} programs for {size[0]}x{size[1]}, "
     line += f"{args.max_objects} objects, to {args.out}"
     check = manifest.get("verification")
     if check:
@@ -334,7 +371,7 @@ def verify_export(
         worst = max(report["max_abs_diff"].values())
         if worst > FP32_MAX_ABS or min(ious) < FP32_MIN_IOU:
             raise ExportError(
-                f"{model_dir}: ONNX Runtime differs from PyTorch (max abs {worst:.2e}, "
+                f"{model_dir}: exported programs differ from PyTorch (max abs {worst:.2e}, "
                 f"min frame IoU {min(ious):.4f}; tolerance {FP32_MAX_ABS:g}, {FP32_MIN_IOU})"
             )
     elif float(np.mean(ious)) < INT8_MIN_MEAN_IOU:

@@ -1,9 +1,11 @@
 """``manifest.json``: what a folder of exported graphs holds, read and written in one place.
 
-The exporter (:mod:`mobilevos.export`) writes it; every host that runs the graphs
-(:class:`~mobilevos.engine.ort_engine.OrtEngine`, the web page) reads it. It names one graph per
-verb with its inputs and outputs (names, shapes, dtypes), the memory capacity and write
-policy, the preprocessing constants, the model config and a hash of the weights.
+The exporter (:mod:`mobilevos.export`) writes it; every host that runs the programs
+(:class:`~mobilevos.engine.ort_engine.OrtEngine`,
+:class:`~mobilevos.engine.et_engine.ExecuTorchEngine`, the web page) reads it. It names the
+format (``onnx`` or ``executorch``) and one program per verb with its inputs and outputs (names,
+shapes, dtypes, in call order), the memory capacity and write policy, the preprocessing
+constants, the model config and a hash of the weights.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ MANIFEST = "manifest.json"
 VERBS = ("encode_query", "encode_value", "segment")
 QUERY_OUTPUTS = ("key", "value", "f16", "f8", "f4")
 GRAPH_OUTPUTS = {"encode_query": QUERY_OUTPUTS, "encode_value": ("values",), "segment": ("logits",)}
+FORMATS = {"onnx": ".onnx", "executorch": ".pte"}  # format: program file suffix
 
 
 def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
@@ -42,4 +45,13 @@ def read_manifest(folder: str | Path) -> dict[str, Any]:
     ]  # fmt: skip
     if missing or sorted(manifest["graphs"]) != sorted(VERBS):
         raise InputError(path, f"manifest lacks {', '.join(missing) or 'one graph per verb'}")
+    if export_format(manifest) not in FORMATS:
+        raise InputError(
+            path, f"unknown format {manifest['format']!r}; known: {', '.join(FORMATS)}"
+        )
     return manifest
+
+
+def export_format(manifest: dict[str, Any]) -> str:
+    """``onnx`` or ``executorch`` (manifests written before the format was named are ONNX)."""
+    return manifest.get("format", "onnx")

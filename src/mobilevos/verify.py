@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from mobilevos.engine import FrameEngine, TorchEngine
-from mobilevos.engine.ort_engine import OrtEngine
+from mobilevos.engine.exported import open_exported
 from mobilevos.model.network import MobileVOS, Segmentation
 from mobilevos.predictor import VOSPredictor
 
@@ -93,6 +93,13 @@ def mask_iou(
     return float(np.mean(scores))
 
 
+def decided_pixels(probabilities: Tensor) -> np.ndarray:
+    """Where the two most likely classes of (K + 1, H, W) ``probabilities`` differ by at least
+    :data:`TIE_MARGIN`: the pixels whose label float rounding cannot flip."""
+    top2 = probabilities.topk(2, dim=0).values if probabilities.shape[0] > 1 else probabilities
+    return (top2[0] - top2[-1] >= TIE_MARGIN).cpu().numpy()
+
+
 def compare_engines(
     reference: FrameEngine, candidate: FrameEngine, frames: list[np.ndarray], first: np.ndarray
 ) -> dict[str, Any]:
@@ -107,9 +114,7 @@ def compare_engines(
             a, b = ref.step(frame, mask=mask), cand.step(frame, mask=mask)
             p, q = ref.probabilities, cand.probabilities
             session_diff = max(session_diff, float((p - q).abs().max()))
-            top2 = p.topk(2, dim=0).values if p.shape[0] > 1 else p
-            decided = (top2[0] - top2[-1] >= TIE_MARGIN).cpu().numpy()
-            ious.append(mask_iou(a, b, ref.object_ids, decided))
+            ious.append(mask_iou(a, b, ref.object_ids, decided_pixels(p)))
         diffs: dict[str, float] = {}
         for verb, args, out in recorder.calls:
             expected = _outputs(verb, out)
@@ -129,12 +134,12 @@ def compare_engines(
 def compare_backends(
     model: MobileVOS, model_dir: Path, reference_dir: Path | None = None
 ) -> dict[str, Any]:
-    """PyTorch (or the graphs in ``reference_dir``) against the graphs in ``model_dir``."""
-    candidate = OrtEngine(model_dir)
+    """PyTorch (or the programs in ``reference_dir``) against the programs in ``model_dir``."""
+    candidate = open_exported(model_dir)
     if reference_dir is None:
         reference: FrameEngine = TorchEngine(model.eval().cpu())
     else:
-        reference = OrtEngine(reference_dir)
+        reference = open_exported(reference_dir)
     assert candidate.input_size is not None and candidate.max_objects is not None
     frames, first = verification_clip(candidate.input_size, candidate.max_objects)
     return compare_engines(reference, candidate, frames, first)

@@ -20,6 +20,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from mobilevos import __version__
+from mobilevos.checkpoint import load_model, trained_presets
 from mobilevos.config import get_preset
 from mobilevos.device import synchronize
 from mobilevos.engine import TorchEngine, segment_memory
@@ -46,7 +47,11 @@ class ModelFacts(NamedTuple):
 
 
 def new_model(name: str, seed: int) -> MobileVOS:
-    """The preset with seeded random weights (the time of a frame does not depend on them)."""
+    """The preset with its shipped weights where it has them (int8 is calibrated, and masks
+    compared between backends, on what users run), else with seeded random weights (the time
+    of a frame does not depend on them)."""
+    if name in trained_presets():
+        return load_model(name).eval()
     torch.manual_seed(seed)
     return build_model(get_preset(name), pretrained=False).eval()
 

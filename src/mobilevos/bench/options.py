@@ -10,10 +10,11 @@ from mobilevos.config import get_preset
 from mobilevos.device import resolve_device
 from mobilevos.errors import ConfigError
 
-BACKENDS = ("torch", "torch-contiguous", "onnx", "onnx-int8")
+BACKENDS = ("torch", "torch-contiguous", "onnx", "onnx-int8", "executorch", "executorch-int8")
 """torch: the PyTorch engine as the predictor sets it up (channels-last on the CPU);
 torch-contiguous: the same without channels-last; onnx / onnx-int8: the exported graphs under
-ONNX Runtime (fp32 / int8-quantised)."""
+ONNX Runtime (fp32 / int8-quantised); executorch / executorch-int8: the exported programs under
+ExecuTorch with XNNPACK (the ``phone`` extra)."""
 TEACHER = "teacher-r50"
 DEFAULT_MODELS = ("mobilevos-mbv2-lite", "mobilevos-mbv2", "mobilevos-r18", TEACHER)
 MIN_LONG = 120

@@ -17,6 +17,7 @@ from mobilevos.bench.costs import ModelFacts, cpu_model, versions
 from mobilevos.bench.options import TEACHER, BenchOptions
 from mobilevos.bench.timing import STAGES, _Run, network_size
 from mobilevos.io import atomic_path
+from mobilevos.verify import mask_iou
 
 SCHEMA = 1
 """Version of the JSON report's layout."""
@@ -109,6 +110,25 @@ def add_speedups(rows: list[dict[str, Any]], teacher: str = TEACHER) -> list[dic
     return rows
 
 
+def add_agreement(rows: list[dict[str, Any]], runs: list[_Run]) -> list[dict[str, Any]]:
+    """Set each row's ``mask_iou_vs_torch``: the mean over its timed frames (and objects) of
+    the IoU between its masks and those of the ``torch`` run of the same model and object count
+    (None without one), away from the torch run's near-ties, as export verification counts it
+    (:func:`~mobilevos.verify.decided_pixels`). Every run segments the same clip from the same
+    first-frame masks."""
+    torch_runs = {(r.model, r.objects): r for r in runs if r.backend == "torch"}
+    for row, run in zip(rows, runs, strict=True):
+        reference = torch_runs.get((run.model, run.objects))
+        if reference is None:
+            row["mask_iou_vs_torch"] = None
+            continue
+        ids = list(range(1, run.objects + 1))
+        pairs = zip(run.labels, reference.labels, reference.decided, strict=True)
+        ious = [mask_iou(a, b, ids, where) for a, b, where in pairs]
+        row["mask_iou_vs_torch"] = float(np.mean(ious))
+    return rows
+
+
 # ------------------------------------------------------------------------------- outputs
 
 
@@ -144,7 +164,8 @@ def config_table(rows: list[dict[str, Any]]) -> list[str]:
     """One markdown row per configuration."""
     header = (
         "| model | backend | K | p50 | p90 | mean | FPS | p50 +decode | pre | query | segment "
-        "| value | post | params M | GFLOPs | efficiency | bank KiB | peak RSS MB | vs teacher |"
+        "| value | post | params M | GFLOPs | efficiency | bank KiB | peak RSS MB | vs teacher "
+        "| IoU vs torch |"
     )
     lines = [header, "|" + "---|" * header.count(" | ") + "---|"]
     for r in rows:
@@ -158,6 +179,7 @@ def config_table(rows: list[dict[str, Any]]) -> list[str]:
             f"{r['params'] / 1e6:.2f}", f"{r['gflops']['frame']:.2f}",
             f"{r['efficiency']:.1%}", f"{r['memory_bank_bytes'] / 1024:.0f}",
             f"{r['peak_rss_mb']:.0f}", "-" if speedup is None else f"{speedup:.1f}x",
+            "-" if r.get("mask_iou_vs_torch") is None else f"{r['mask_iou_vs_torch']:.4f}",
         ]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
     return lines

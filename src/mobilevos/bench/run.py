@@ -12,7 +12,7 @@ import torch
 
 from mobilevos.bench.costs import model_facts, peak_rss_mb
 from mobilevos.bench.options import BenchOptions
-from mobilevos.bench.report import add_speedups, describe_run, summarize
+from mobilevos.bench.report import add_agreement, add_speedups, describe_run, summarize
 from mobilevos.bench.timing import (
     PredictorFactory,
     build_runs,
@@ -60,7 +60,8 @@ def _measure(options: BenchOptions, device: torch.device, workdir: Path) -> dict
         "gflops_median": probe / 1e9,
         "gflops_samples": [p / 1e9 for p in probes],
     }
-    report["configs"] = add_speedups([summarize(run, facts[run.model], probe) for run in runs])
+    rows = add_speedups([summarize(run, facts[run.model], probe) for run in runs])
+    report["configs"] = add_agreement(rows, runs)
     del runs  # free the configurations' memory banks before the long streams
     report["long"] = run_long_streams(factory) if options.long else None
     report["peak_rss_mb"] = peak_rss_mb()

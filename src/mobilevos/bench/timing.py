@@ -20,12 +20,13 @@ from mobilevos.bench.costs import current_rss_mb, matmul_flops_per_s, new_model,
 from mobilevos.bench.options import BenchOptions
 from mobilevos.data.synth import SynthConfig, SynthVideo, render_video
 from mobilevos.engine import FrameEngine
-from mobilevos.engine.ort_engine import OrtEngine
+from mobilevos.engine.exported import open_exported
 from mobilevos.errors import ConfigError
-from mobilevos.export import export_onnx
+from mobilevos.export import export_model
 from mobilevos.io import Frame, open_frames
 from mobilevos.model.network import MobileVOS
 from mobilevos.predictor import FrameGeometry, VOSPredictor
+from mobilevos.verify import decided_pixels
 
 STAGES = ("preprocess", "encode_query", "segment", "encode_value", "postprocess")
 """The predictor's timed stages (:attr:`VOSPredictor.stage_seconds`), in the order they run."""
@@ -82,8 +83,8 @@ class PredictorFactory:
     """Builds the timing predictors of a run.
 
     Torch backends share one model per (preset, backend) (the predictor sets the model's
-    layout in place, so the two torch backends need their own); ONNX backends export a graph
-    per object count and frame size into ``workdir``.
+    layout in place, so the two torch backends need their own); ONNX and ExecuTorch backends
+    export programs per object count and frame size into ``workdir``.
     """
 
     options: BenchOptions
@@ -102,7 +103,8 @@ class PredictorFactory:
                 channels_last=False if backend == "torch-contiguous" else None,
             )
         else:
-            predictor = VOSPredictor(self._onnx_engine(name, backend, objects, clip), size=size)
+            engine = self._exported_engine(name, backend, objects, clip)
+            predictor = VOSPredictor(engine, size=size)
         predictor.timing = True
         return predictor
 
@@ -112,25 +114,28 @@ class PredictorFactory:
             self.models[key] = new_model(name, self.options.seed)
         return self.models[key]
 
-    def _onnx_engine(self, name: str, backend: str, objects: int, clip: SynthVideo) -> FrameEngine:
+    def _exported_engine(
+        self, name: str, backend: str, objects: int, clip: SynthVideo
+    ) -> FrameEngine:
         """Export ``name`` for ``objects`` objects at the clip's network size; load it.
 
-        The int8 graphs are calibrated on the clip's first frames.
+        int8 programs are calibrated on the clip's first frames besides the built-in clips.
         """
         height, width = clip.frames.shape[1:3]
         model_dir = self.workdir / f"{name}-{backend}-k{objects}-{height}x{width}"
-        int8 = backend == "onnx-int8"
-        export_onnx(
+        fmt, _, precision = backend.partition("-")
+        int8 = precision == "int8"
+        export_model(
             new_model(name, self.options.seed),
             model_dir,
-            size=network_size((height, width)),
-            max_objects=objects,
+            network_size((height, width)),
+            objects,
+            format=fmt,
             int8=int8,
             calibration_frames=list(clip.frames[:CALIBRATION_FRAMES]) if int8 else None,
             verify=False,
         )
-        threads = self.options.threads
-        return OrtEngine(model_dir, threads=threads)
+        return open_exported(model_dir, threads=self.options.threads)
 
 
 # ------------------------------------------------------------------------ interleaved timing
@@ -152,6 +157,8 @@ class _Run:
     total: list[float] = field(default_factory=list)
     decode: list[float] = field(default_factory=list)
     stages: dict[str, list[float]] = field(default_factory=lambda: {s: [] for s in STAGES})
+    labels: list[np.ndarray] = field(default_factory=list)  # of the timed frames
+    decided: list[np.ndarray] = field(default_factory=list)  # where labels are not near-ties
     peak_rss_mb: float = 0.0
 
     @property
@@ -167,11 +174,13 @@ class _Run:
         start = time.perf_counter()
         image = next(self.reader).image[:height, :width]  # yuv420p pads odd sides
         decoded = time.perf_counter()
-        self.predictor.step(image, mask=self.mask if t == 0 else None)
+        labels = self.predictor.step(image, mask=self.mask if t == 0 else None)
         done = time.perf_counter()
         if t >= self.warmup:
             self.decode.append(decoded - start)
             self.total.append(done - decoded)
+            self.labels.append(labels)
+            self.decided.append(decided_pixels(self.predictor.probabilities))
             for stage in STAGES:
                 self.stages[stage].append(self.predictor.stage_seconds.get(stage, 0.0))
         if t == self.length - 1:

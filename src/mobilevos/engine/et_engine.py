@@ -1,0 +1,88 @@
+"""The ExecuTorch engine: runs the ``.pte`` programs of ``mobilevos export --format executorch``.
+
+The programs are lowered to the XNNPACK delegate, the CPU runtime phone apps embed; here they
+run through ExecuTorch's Python bindings (``pip install '.[phone]'``). The host side is
+:class:`~mobilevos.engine.exported.ExportedEngine`'s, shared with the ONNX Runtime engine.
+A ``.pte`` keeps no input names, so its inputs are checked against the manifest by position,
+shape and dtype.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from mobilevos.engine.exported import ExportedEngine, check_signature
+from mobilevos.errors import ExportError, InputError
+
+PHONE_EXTRA = "pip install '.[phone]' (or: make phone)"
+# ExecuTorch's scalar types (c10::ScalarType numbers) in a method's metadata, as the manifest
+# spells them.
+_DTYPES = {6: "float32", 11: "bool"}
+
+
+def require_executorch() -> None:
+    """Import ExecuTorch's runtime; a one-line :class:`InputError` naming the extra when it is
+    not installed."""
+    # torchao (imported with ExecuTorch) registers an Enum with torch's pytree, which logs a
+    # deprecation note about it on every import: not ours to act on.
+    logging.getLogger("torch.utils._pytree").setLevel(logging.ERROR)
+    try:
+        import executorch.runtime  # noqa: F401
+    except ImportError:
+        raise InputError("executorch", f"not installed: {PHONE_EXTRA}") from None
+
+
+def set_threads(threads: int) -> None:
+    """Size ExecuTorch's thread pool (one per process, shared by every program it runs)."""
+    from executorch.extension.pybindings import portable_lib
+
+    if portable_lib._threadpool_get_thread_count() != threads:
+        portable_lib._unsafe_reset_threadpool(threads)
+
+
+class ExecuTorchEngine(ExportedEngine):
+    """A :class:`~mobilevos.engine.base.FrameEngine` over exported ExecuTorch programs (CPU).
+
+    Args:
+        model_dir: a folder written by ``mobilevos export --format executorch``.
+        threads: XNNPACK threads (None: ExecuTorch's default, one per core). The pool is the
+            process's: the last engine built sets it for all.
+    """
+
+    def __init__(self, model_dir: str | Path, threads: int | None = None) -> None:
+        require_executorch()
+        from executorch.runtime import Runtime
+
+        if threads is not None:
+            set_threads(threads)
+        self._runtime = Runtime.get()
+        self.methods: dict[str, Any] = {}
+        super().__init__(model_dir)
+
+    def _load(self, verb: str, path: Path, spec: dict[str, Any]) -> None:
+        try:
+            method = self._runtime.load_program(path).load_method("forward")
+        except Exception as exc:  # the bindings raise RuntimeError and ValueError
+            first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
+            raise ExportError(f"{path}: not a loadable ExecuTorch program ({first})") from None
+        meta = method.metadata
+        for kind in ("input", "output"):
+            count = getattr(meta, f"num_{kind}s")()
+            infos = [getattr(meta, f"{kind}_tensor_meta")(i) for i in range(count)]
+            actual = [
+                (None, list(i.sizes()), _DTYPES.get(i.dtype(), str(i.dtype()))) for i in infos
+            ]
+            check_signature(path, spec, kind, actual)
+        self.methods[verb] = method
+
+    def _call(self, verb: str, feeds: dict[str, np.ndarray]) -> list[Tensor]:
+        # A program's inputs are positional: the manifest's order.
+        names = [spec["name"] for spec in self.manifest["graphs"][verb]["inputs"]]
+        inputs = [torch.from_numpy(feeds[name]) for name in names]
+        return [out.clone() for out in self.methods[verb].execute(inputs)]
