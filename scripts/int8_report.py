@@ -1,12 +1,16 @@
-"""What int8 costs in accuracy: J&F through the evaluator, fp32 graphs against int8 graphs.
+"""What int8 costs in accuracy, for both exports: J&F through the evaluator, fp32 against int8.
 
     .venv/bin/python scripts/int8_report.py [--checkpoint PATH]    # default: the shipped model
 
-Exports the model at 288x512 (the held-out procedural videos' size) in fp32 and in int8,
-calibrated on frames of the real training videos (``data/default/real``, never the test clips),
-scores PyTorch, ONNX fp32 and ONNX int8 on the held-out procedural videos, and compares the
-int8 masks with the fp32 masks frame by frame (mean IoU over objects). Speed is measured by
-``mobilevos bench`` (``results/bench/``). Writes ``results/int8/report.json`` and ``report.md``.
+Exports the model in fp32 and int8 for ONNX Runtime and for ExecuTorch (XNNPACK; the ``phone``
+extra), int8 calibrated as a user would: ``--calibration`` (by default the frames of one real
+training video, ``data/default/real/.../bikes-000``) plus the built-in generated and real clips
+of :func:`mobilevos.quantize.calibration_clips`. None of them is among the scored sets: the
+held-out procedural videos (other seeds) and the real test clips (other videos). Scores
+PyTorch and every export on both sets at the network size 288x512 (the procedural videos' own
+size; the real clips are fitted into it), and compares each int8 export's masks with its fp32
+export's frame by frame (mean IoU over objects). Speed is measured by ``mobilevos bench``.
+Writes ``results/int8/report.json`` and ``report.md``.
 """
 
 from __future__ import annotations
@@ -18,27 +22,20 @@ from pathlib import Path
 import numpy as np
 
 from mobilevos.checkpoint import DEFAULT_CHECKPOINT, load_model, read_checkpoint
-from mobilevos.data.davis import DavisDataset
-from mobilevos.engine.ort_engine import OrtEngine
+from mobilevos.engine.exported import open_exported
 from mobilevos.evaluate import run_eval
-from mobilevos.export import export_onnx
+from mobilevos.export import export_model, read_calibration_frames
 from mobilevos.io import read_label_image
 from mobilevos.verify import mask_iou
 
 ROOT = Path(__file__).resolve().parents[1]
-HELD_OUT = ROOT / "data" / "default" / "synth-heldout"
-CALIBRATION = ROOT / "data" / "default" / "real"
+SETS = {
+    "procedural held-out": ROOT / "data" / "default" / "synth-heldout",
+    "real test clips": ROOT / "data" / "default" / "real-test",
+}
+CALIBRATION = ROOT / "data" / "default" / "real" / "JPEGImages" / "480p" / "bikes-000"
 SIZE = (288, 512)
-
-
-def calibration_frames(count: int = 24) -> list[np.ndarray]:
-    data = DavisDataset(CALIBRATION, 2017, "train")
-    frames = []
-    for name in data.sequences:
-        sequence = data[name]
-        frames.extend(sequence.read_frame(i) for i in range(0, len(sequence), 8))
-    step = max(1, len(frames) // count)
-    return frames[::step][:count]
+FORMATS = ("onnx", "executorch")
 
 
 def masks_iou(a: Path, b: Path) -> float:
@@ -55,42 +52,79 @@ def masks_iou(a: Path, b: Path) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
+    parser.add_argument("--calibration", type=Path, default=CALIBRATION)
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "int8")
     args = parser.parse_args()
     work = ROOT / "runs" / "int8-report"
     model = load_model(args.checkpoint)
-    export_onnx(model, work / "fp32", SIZE, max_objects=4)
-    export_onnx(model, work / "int8", SIZE, 4, int8=True, calibration_frames=calibration_frames())
-    networks = {
-        "torch": model,
-        "onnx-fp32": OrtEngine(work / "fp32"),
-        "onnx-int8": OrtEngine(work / "int8"),
+    frames = read_calibration_frames(args.calibration)
+    networks: dict[str, object] = {"torch": model}
+    quantization = {}
+    for fmt in FORMATS:
+        for int8 in (False, True):
+            name = f"{fmt}-{'int8' if int8 else 'fp32'}"
+            folder = work / name
+            manifest = export_model(
+                model, folder, SIZE, 4, format=fmt, int8=int8,
+                calibration_frames=frames if int8 else None,
+            )  # fmt: skip
+            if int8:
+                quantization[name] = manifest["quantization"]
+            networks[name] = open_exported(folder)
+    rows: dict[str, dict[str, float]] = {}
+    for set_name, root in SETS.items():
+        slug = set_name.replace(" ", "-")
+        for name, network in networks.items():
+            out = work / f"pred-{slug}-{name}"
+            result = run_eval(network, "davis2017", root, "val", out, "cpu", SIZE[0], workers=1)
+            rows.setdefault(name, {})[set_name] = round(float(result.global_row.jf_mean), 4)
+    agreement = {
+        f"{fmt}-int8": {
+            s: round(
+                masks_iou(
+                    work / f"pred-{s.replace(' ', '-')}-{fmt}-fp32",
+                    work / f"pred-{s.replace(' ', '-')}-{fmt}-int8",
+                ),
+                4,
+            )
+            for s in SETS
+        }
+        for fmt in FORMATS
     }
-    rows = {}
-    for name, network in networks.items():
-        result = run_eval(network, "davis2017", HELD_OUT, "val", work / f"pred-{name}", "cpu", None)
-        rows[name] = round(float(result.global_row.jf_mean), 4)
-    iou = masks_iou(work / "pred-onnx-fp32", work / "pred-onnx-int8")
+    drop = {
+        f"{fmt}-int8": {s: round(rows[f"{fmt}-int8"][s] - rows[f"{fmt}-fp32"][s], 4) for s in SETS}
+        for fmt in FORMATS
+    }
     report = {
         "checkpoint": str(args.checkpoint),
         "steps": read_checkpoint(args.checkpoint).meta.get("steps"),
         "size": list(SIZE),
-        "held_out_jf": rows,
-        "int8_minus_fp32_jf": round(rows["onnx-int8"] - rows["onnx-fp32"], 4),
-        "int8_vs_fp32_mean_mask_iou": round(iou, 4),
+        "user_calibration": str(args.calibration.relative_to(ROOT)),
+        "quantization": quantization,
+        "jf": rows,
+        "int8_minus_fp32_jf": drop,
+        "int8_vs_fp32_mean_mask_iou": agreement,
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "report.json").write_text(json.dumps(report, indent=2) + "\n")
+    names = list(SETS)
     lines = [
-        f"Held-out procedural videos at {SIZE[0]}x{SIZE[1]}, model {args.checkpoint.name} "
-        f"({report['steps']} steps).",
+        f"Model {args.checkpoint.name} ({report['steps']} steps), network input "
+        f"{SIZE[0]}x{SIZE[1]}; int8 calibrated on {report['user_calibration']} (the user's clip) "
+        "and the built-in generated and real clips, none of them scored here.",
         "",
-        "| backend | J&F |",
-        "|---|---|",
-        *[f"| {k} | {v:.4f} |" for k, v in rows.items()],
+        "| backend | " + " | ".join(f"{n} J&F" for n in names) + " |",
+        "|---|" + "---|" * len(names),
+        *[f"| {k} | " + " | ".join(f"{v[n]:.4f}" for n in names) + " |" for k, v in rows.items()],
         "",
-        f"int8 - fp32: {report['int8_minus_fp32_jf']:+.4f} J&F; int8 masks against fp32 masks: "
-        f"mean IoU {iou:.4f}.",
+        "| int8 export | " + " | ".join(f"{n}: J&F - fp32 / IoU vs fp32" for n in names) + " |",
+        "|---|" + "---|" * len(names),
+        *[
+            f"| {k} | "
+            + " | ".join(f"{drop[k][n]:+.4f} / {agreement[k][n]:.4f}" for n in names)
+            + " |"
+            for k in drop
+        ],
     ]
     (args.out / "report.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
