@@ -9,7 +9,10 @@ shape and dtype.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import os
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -38,12 +41,34 @@ def require_executorch() -> None:
         raise InputError("executorch", f"not installed: {PHONE_EXTRA}") from None
 
 
-def set_threads(threads: int) -> None:
-    """Size ExecuTorch's thread pool (one per process, shared by every program it runs)."""
+@contextlib.contextmanager
+def _native_stderr_silenced() -> Iterator[None]:
+    """Send what native code writes to file descriptor 2 to /dev/null meanwhile."""
+    saved, null = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 2)
+    try:
+        yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(null)
+
+
+def thread_count(threads: int | None = None) -> int:
+    """Size ExecuTorch's thread pool to ``threads`` (None: leave it) and return its size. The
+    pool is the process's, shared by every program it runs.
+
+    The first call starts the pool, whose CPU probe writes five lines of ``cpuinfo_utils``
+    notes to stderr on x86 (it looks for ARM registers); they are silenced here, so a command's
+    output stays its own."""
     from executorch.extension.pybindings import portable_lib
 
-    if portable_lib._threadpool_get_thread_count() != threads:
+    with _native_stderr_silenced():
+        count = portable_lib._threadpool_get_thread_count()
+    if threads is not None and count != threads:
         portable_lib._unsafe_reset_threadpool(threads)
+        count = threads
+    return count
 
 
 class ExecuTorchEngine(ExportedEngine):
@@ -59,8 +84,7 @@ class ExecuTorchEngine(ExportedEngine):
         require_executorch()
         from executorch.runtime import Runtime
 
-        if threads is not None:
-            set_threads(threads)
+        thread_count(threads)
         self._runtime = Runtime.get()
         self.methods: dict[str, Any] = {}
         super().__init__(model_dir)
