@@ -12,7 +12,6 @@ import shutil
 import numpy as np
 import pytest
 import torch
-from tests.test_export import SIZE, late_entry_clip
 
 from mobilevos.cli import main
 from mobilevos.config import MemoryConfig
@@ -24,6 +23,7 @@ from mobilevos.export import export_model, export_onnx
 from mobilevos.manifest import VERBS, read_manifest
 from mobilevos.predictor import VOSPredictor
 from mobilevos.verify import compare_backends
+from test_export import SIZE, late_entry_clip
 
 pytest.importorskip("executorch.runtime", reason="ExecuTorch not installed: make phone")
 

@@ -12,6 +12,8 @@ Public API::
 
     mv.export_onnx(model, "graphs/", size=(480, 864))          # or: mobilevos export
     predictor = mv.VOSPredictor(mv.OrtEngine("graphs/"))       # the same session on ONNX Runtime
+    mv.export_model(model, "phone/", format="executorch")      # ExecuTorch (XNNPACK), for apps
+    predictor = mv.VOSPredictor(mv.ExecuTorchEngine("phone/"))
 
 The method follows Miles et al., "MobileVOS: Real-Time Video Object Segmentation - Contrastive
 Learning meets Knowledge Distillation", CVPR 2023 (arXiv:2303.07815).
@@ -40,7 +42,9 @@ _EXPORTS = {
     "VOSPredictor": "mobilevos.predictor",
     "TorchEngine": "mobilevos.engine",
     "OrtEngine": "mobilevos.engine.ort_engine",
+    "ExecuTorchEngine": "mobilevos.engine.et_engine",
     "export_onnx": "mobilevos.export",
+    "export_model": "mobilevos.export",
     "Box": "mobilevos.prompts",
     "Click": "mobilevos.prompts",
     "PromptSegmenter": "mobilevos.prompts",
@@ -49,6 +53,7 @@ _EXPORTS = {
 __all__ = [
     "Box",
     "Click",
+    "ExecuTorchEngine",
     "MemoryConfig",
     "MobileVOS",
     "MobileVOSError",
@@ -60,6 +65,7 @@ __all__ = [
     "__version__",
     "available_presets",
     "build_model",
+    "export_model",
     "export_onnx",
     "get_preset",
     "load_model",
@@ -70,9 +76,10 @@ if TYPE_CHECKING:
     from mobilevos.checkpoint import load_model, save_checkpoint
     from mobilevos.config import MemoryConfig, ModelConfig, available_presets, get_preset
     from mobilevos.engine import TorchEngine
+    from mobilevos.engine.et_engine import ExecuTorchEngine
     from mobilevos.engine.ort_engine import OrtEngine
     from mobilevos.errors import MobileVOSError
-    from mobilevos.export import export_onnx
+    from mobilevos.export import export_model, export_onnx
     from mobilevos.model.network import MobileVOS, build_model
     from mobilevos.predictor import VOSPredictor
     from mobilevos.prompts import Box, Click, PromptSegmenter
