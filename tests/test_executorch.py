@@ -9,21 +9,18 @@ import copy
 import json
 import shutil
 
-import numpy as np
 import pytest
 import torch
 
 from mobilevos.cli import main
-from mobilevos.config import MemoryConfig
 from mobilevos.data.synth import SynthConfig, render_video
 from mobilevos.engine.et_engine import ExecuTorchEngine
 from mobilevos.engine.exported import open_exported
 from mobilevos.errors import ExportError, InputError
 from mobilevos.export import export_model, export_onnx
 from mobilevos.manifest import VERBS, read_manifest
-from mobilevos.predictor import VOSPredictor
 from mobilevos.verify import compare_backends
-from test_export import SIZE, late_entry_clip
+from test_export import SIZE, assert_matches_torch_with_an_object_entering_late
 
 pytest.importorskip("executorch.runtime", reason="ExecuTorch not installed: make phone")
 
@@ -68,18 +65,7 @@ def test_manifest_has_the_onnx_schema(model, exported, tmp_path):
 
 
 def test_executorch_predictor_matches_torch_with_an_object_entering_late(model, exported):
-    frames, masks = late_entry_clip()
-    memory = MemoryConfig(pinned=1, recent=1)
-    torch_run = VOSPredictor(copy.deepcopy(model), size=None, memory=memory)
-    et_run = VOSPredictor(ExecuTorchEngine(exported[0]), size=None, memory=memory)
-    for t, frame in enumerate(frames):
-        a = torch_run.step(frame, mask=masks.get(t))
-        b = et_run.step(frame, mask=masks.get(t))
-        assert torch_run.object_ids == et_run.object_ids == ([1] if t < 3 else [1, 2])
-        torch.testing.assert_close(et_run.probabilities, torch_run.probabilities, atol=1e-4, rtol=0)
-        p = torch_run.probabilities.topk(2, dim=0).values
-        decided = (p[0] - p[1] > 0.01).numpy()
-        np.testing.assert_array_equal(a[decided], b[decided])
+    assert_matches_torch_with_an_object_entering_late(model, ExecuTorchEngine(exported[0]))
 
 
 def test_int8_quantizes_the_networks_and_keeps_the_readout_fp32(tiny_model, tmp_path):

@@ -78,21 +78,27 @@ def late_entry_clip():
     return video.frames, {0: first, 3: later}
 
 
-def test_onnx_predictor_matches_torch_with_an_object_entering_late(model, exported):
+def assert_matches_torch_with_an_object_entering_late(model, engine) -> None:
+    """``engine``'s session follows the PyTorch model's frame by frame on a clip whose second
+    object is given on frame 3: same objects, probabilities to 1e-4, labels away from ties."""
     frames, masks = late_entry_clip()
     memory = MemoryConfig(pinned=1, recent=1)
     torch_run = VOSPredictor(copy.deepcopy(model), size=None, memory=memory)
-    onnx_run = VOSPredictor(OrtEngine(exported[0]), size=None, memory=memory)
+    engine_run = VOSPredictor(engine, size=None, memory=memory)
     for t, frame in enumerate(frames):
         a = torch_run.step(frame, mask=masks.get(t))
-        b = onnx_run.step(frame, mask=masks.get(t))
-        assert torch_run.object_ids == onnx_run.object_ids == ([1] if t < 3 else [1, 2])
+        b = engine_run.step(frame, mask=masks.get(t))
+        assert torch_run.object_ids == engine_run.object_ids == ([1] if t < 3 else [1, 2])
         torch.testing.assert_close(
-            onnx_run.probabilities, torch_run.probabilities, atol=1e-4, rtol=0
+            engine_run.probabilities, torch_run.probabilities, atol=1e-4, rtol=0
         )
         p = torch_run.probabilities.topk(2, dim=0).values
         decided = (p[0] - p[1] > 0.01).numpy()
         np.testing.assert_array_equal(a[decided], b[decided])
+
+
+def test_onnx_predictor_matches_torch_with_an_object_entering_late(model, exported):
+    assert_matches_torch_with_an_object_entering_late(model, OrtEngine(exported[0]))
 
 
 def test_int8_export_quantizes_convolutions_only_and_stays_close(model, tmp_path):

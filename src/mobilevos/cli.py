@@ -15,6 +15,7 @@ from pathlib import Path
 
 from mobilevos import __version__
 from mobilevos.errors import ConfigError, InputError, MobileVOSError
+from mobilevos.manifest import FORMATS
 
 log = logging.getLogger("mobilevos")
 
@@ -39,7 +40,7 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
 def _add_backend_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--backend",
-        choices=["torch", "onnx", "executorch"],
+        choices=["torch", *FORMATS],
         default="torch",
         help="torch (default); onnx or executorch: the programs of `mobilevos export` under "
         "ONNX Runtime or ExecuTorch (XNNPACK)",
@@ -328,7 +329,7 @@ def _add_export(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="export the video model as fixed-shape programs")
     p.add_argument(
         "--format",
-        choices=["onnx", "executorch"],
+        choices=list(FORMATS),
         default="onnx",
         help="onnx (ONNX Runtime, the browser) or executorch (.pte lowered to XNNPACK)",
     )

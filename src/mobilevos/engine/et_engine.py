@@ -87,6 +87,7 @@ class ExecuTorchEngine(ExportedEngine):
         thread_count(threads)
         self._runtime = Runtime.get()
         self.methods: dict[str, Any] = {}
+        self.input_names: dict[str, list[str]] = {}  # a program's inputs are positional
         super().__init__(model_dir)
 
     def _load(self, verb: str, path: Path, spec: dict[str, Any]) -> None:
@@ -104,9 +105,8 @@ class ExecuTorchEngine(ExportedEngine):
             ]
             check_signature(path, spec, kind, actual)
         self.methods[verb] = method
+        self.input_names[verb] = [e["name"] for e in spec["inputs"]]
 
     def _call(self, verb: str, feeds: dict[str, np.ndarray]) -> list[Tensor]:
-        # A program's inputs are positional: the manifest's order.
-        names = [spec["name"] for spec in self.manifest["graphs"][verb]["inputs"]]
-        inputs = [torch.from_numpy(feeds[name]) for name in names]
+        inputs = [torch.from_numpy(feeds[name]) for name in self.input_names[verb]]
         return [out.clone() for out in self.methods[verb].execute(inputs)]
