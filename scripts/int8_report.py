@@ -9,7 +9,8 @@ of :func:`mobilevos.quantize.calibration_clips`. None of them is among the score
 held-out procedural videos (other seeds) and the real test clips (other videos). Scores
 PyTorch and every export on both sets at the network size 288x512 (the procedural videos' own
 size; the real clips are fitted into it), and compares each int8 export's masks with its fp32
-export's frame by frame (mean IoU over objects). Speed is measured by ``mobilevos bench``.
+export's frame by frame (mean IoU over objects). Speed is measured by ``mobilevos bench``;
+``--threads`` (1 by default) lets the report run beside other work without skewing it.
 Writes ``results/int8/report.json`` and ``report.md``.
 """
 
@@ -20,6 +21,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from mobilevos.checkpoint import DEFAULT_CHECKPOINT, load_model, read_checkpoint
 from mobilevos.engine.exported import open_exported
@@ -54,7 +56,9 @@ def main() -> None:
     parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
     parser.add_argument("--calibration", type=Path, default=CALIBRATION)
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "int8")
+    parser.add_argument("--threads", type=int, default=1, help="threads of every backend")
     args = parser.parse_args()
+    torch.set_num_threads(args.threads)
     work = ROOT / "runs" / "int8-report"
     model = load_model(args.checkpoint)
     frames = read_calibration_frames(args.calibration)
@@ -70,7 +74,7 @@ def main() -> None:
             )  # fmt: skip
             if int8:
                 quantization[name] = manifest["quantization"]
-            networks[name] = open_exported(folder)
+            networks[name] = open_exported(folder, threads=args.threads)
     rows: dict[str, dict[str, float]] = {}
     for set_name, root in SETS.items():
         slug = set_name.replace(" ", "-")

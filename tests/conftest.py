@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,17 @@ import torch
 # the suite again on one thread with the portable kernels (ATEN_CPU_CAPABILITY=default), so a
 # test that holds only for this machine's kernels or thread count cannot land.
 torch.set_num_threads(int(os.environ.get("OMP_NUM_THREADS") or min(2, os.cpu_count() or 1)))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def export_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """The suite's own ``XDG_CACHE_HOME``: the exports that ``segment`` and ``eval`` make on
+    first use (and ``serve``'s) never reach the user's cache, and are shared by the tests."""
+    cache = tmp_path_factory.mktemp("xdg-cache")
+    patch = pytest.MonkeyPatch()
+    patch.setenv("XDG_CACHE_HOME", str(cache))
+    yield cache
+    patch.undo()
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

@@ -29,6 +29,7 @@ from mobilevos.checkpoint import load_model, save_checkpoint
 from mobilevos.cli import main
 from mobilevos.config import available_presets, get_preset
 from mobilevos.data.synth import SynthConfig, render_video
+from mobilevos.engine.cached import CachedExportEngine
 from mobilevos.errors import CheckpointError, InputError
 from mobilevos.io import open_frames, read_label_image, write_palette_png, write_video
 from mobilevos.model.network import build_model
@@ -122,10 +123,13 @@ def read_outputs(out_dir: Path) -> dict[str, np.ndarray]:
 
 
 def reference_labels(
-    checkpoint: Path, source: Path, masks: dict[int, np.ndarray]
+    checkpoint: Path, source: Path, masks: dict[int, np.ndarray], backend: str = "auto"
 ) -> list[np.ndarray]:
-    """The library's own frame-by-frame answer: what the CLI must reproduce exactly."""
-    predictor = VOSPredictor(load_model(checkpoint), device="cpu", size=SIZE)
+    """The library's own frame-by-frame answer with the CLI's default engine (cached ONNX
+    exports on the CPU) or with ``backend="torch"``: what the CLI must reproduce exactly."""
+    model = load_model(checkpoint)
+    network = model if backend == "torch" else CachedExportEngine(model)
+    predictor = VOSPredictor(network, device="cpu", size=SIZE)
     with open_frames(source) as frames:
         return [predictor.step(frame.image, mask=masks.get(frame.index)) for frame in frames]
 
@@ -206,6 +210,32 @@ def test_segment_writes_a_png_per_frame_and_an_overlay(
     change = np.abs(video[0].astype(int) - clip.frames[0].astype(int)).mean(axis=2)
     objects = clip.labels[0] != 0
     assert change[objects].mean() > 3 * change[~objects].mean() + 5
+
+
+def test_backend_torch_runs_pytorch_and_the_default_says_what_it_exports(
+    clip: Clip, tiny_checkpoint: Path, tmp_path: Path, capsys, monkeypatch
+) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    out = tmp_path / "torch"
+    argv = segment_argv(clip.video, clip.mask0, out, "--checkpoint", tiny_checkpoint)
+    result = run_cli(capsys, *argv, "--backend", "torch")
+    assert result.code == 0 and "exporting" not in result.err, result.err
+    assert result.out.rstrip().endswith("(PyTorch)"), result.out
+    assert not (tmp_path / "cache" / "mobilevos").exists()
+    expected = reference_labels(tiny_checkpoint, clip.video, {0: clip.labels[0]}, "torch")
+    for labels, want in zip(read_outputs(out).values(), expected, strict=True):
+        np.testing.assert_array_equal(labels, want)
+    # The default backend exports once, saying so, then finds its export.
+    for name, says in (("first", True), ("again", False)):
+        argv = segment_argv(
+            clip.video, clip.mask0, tmp_path / name, "--checkpoint", tiny_checkpoint
+        )
+        result = run_cli(capsys, *argv)
+        assert result.code == 0, result.err
+        assert ("exporting mobilevos-tiny to ONNX" in result.err) is says, result.err
+        assert ("exported and verified in" in result.err) is says, result.err
+        assert result.out.rstrip().endswith("(ONNX Runtime, cached export)"), result.out
+    assert len(list((tmp_path / "cache" / "mobilevos" / "exports").iterdir())) == 1
 
 
 def test_segment_twice_gives_identical_pngs(

@@ -37,10 +37,12 @@ def two_objects(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def reference(checkpoint: Path, folder: Path, masks: dict[int, np.ndarray]) -> list:
-    """The predictor run directly over the JPEG frames in ``folder``."""
+    """The predictor run directly over the JPEG frames in ``folder``, with the engine that
+    ``eval`` runs by default (cached ONNX exports)."""
     from mobilevos.checkpoint import load_model
+    from mobilevos.engine.cached import CachedExportEngine
 
-    predictor = VOSPredictor(load_model(checkpoint), size=32)
+    predictor = VOSPredictor(CachedExportEngine(load_model(checkpoint)), size=32)
     frames = [read_rgb(path) for path in sorted(folder.glob("*.jpg"))]
     return [predictor.step(f, mask=masks.get(t)) for t, f in enumerate(frames)]
 

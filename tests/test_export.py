@@ -12,9 +12,10 @@ import torch
 from mobilevos.cli import main
 from mobilevos.config import MemoryConfig, get_preset
 from mobilevos.data.synth import SynthConfig, render_video
+from mobilevos.engine.cached import CachedExportEngine
 from mobilevos.engine.ort_engine import OrtEngine
 from mobilevos.errors import ConfigError, ExportError, InputError
-from mobilevos.export import export_onnx, verify_export
+from mobilevos.export import export_onnx, verify_export, weights_hash
 from mobilevos.manifest import VERBS, read_manifest
 from mobilevos.model.network import build_model
 from mobilevos.predictor import VOSPredictor
@@ -78,11 +79,15 @@ def late_entry_clip():
     return video.frames, {0: first, 3: later}
 
 
-def assert_matches_torch_with_an_object_entering_late(model, engine) -> None:
+LATE_ENTRY_MEMORY = MemoryConfig(pinned=1, recent=1)
+
+
+def assert_matches_torch_with_an_object_entering_late(
+    model, engine, memory: MemoryConfig = LATE_ENTRY_MEMORY
+) -> None:
     """``engine``'s session follows the PyTorch model's frame by frame on a clip whose second
     object is given on frame 3: same objects, probabilities to 1e-4, labels away from ties."""
     frames, masks = late_entry_clip()
-    memory = MemoryConfig(pinned=1, recent=1)
     torch_run = VOSPredictor(copy.deepcopy(model), size=None, memory=memory)
     engine_run = VOSPredictor(engine, size=None, memory=memory)
     for t, frame in enumerate(frames):
@@ -99,6 +104,50 @@ def assert_matches_torch_with_an_object_entering_late(model, engine) -> None:
 
 def test_onnx_predictor_matches_torch_with_an_object_entering_late(model, exported):
     assert_matches_torch_with_an_object_entering_late(model, OrtEngine(exported[0]))
+
+
+def test_cached_export_engine_matches_torch_and_exports_once_per_object_count(
+    model, tmp_path, capsys
+):
+    """The CLI's default engine: PyTorch for the first query, then ONNX Runtime through one
+    export per object count and memory size, named by the weights and found again."""
+    engine = CachedExportEngine(copy.deepcopy(model), cache=tmp_path)
+    assert engine.backend == "torch"
+    assert_matches_torch_with_an_object_entering_late(model, engine)
+    assert engine.backend == "onnx"
+    digest = weights_hash(model)[:12]
+    names = [f"{digest}-{SIZE[0]}x{SIZE[1]}-k{k}-m{{}}" for k in (1, 2)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [n.format(2) for n in names]
+    assert capsys.readouterr().err.count("exported and verified in") == 2
+    again = CachedExportEngine(copy.deepcopy(model), cache=tmp_path)
+    assert_matches_torch_with_an_object_entering_late(model, again)
+    assert "export" not in capsys.readouterr().err
+    # A session with more memory slots than the model's gets exports of its own.
+    assert_matches_torch_with_an_object_entering_late(model, again, MemoryConfig(2, 1))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
+        n.format(m) for n in names for m in (2, 3)
+    )
+
+
+def test_cached_export_engine_keeps_pytorch_when_an_export_fails(
+    model, tmp_path, capsys, monkeypatch
+):
+    import mobilevos.export
+
+    def refuse(*args, **kwargs):
+        raise ExportError("cannot trace this model")
+
+    monkeypatch.setattr(mobilevos.export, "export_onnx", refuse)
+    engine = CachedExportEngine(copy.deepcopy(model), cache=tmp_path)
+    frames, masks = late_entry_clip()
+    torch_run = VOSPredictor(copy.deepcopy(model), size=None, channels_last=False)
+    engine_run = VOSPredictor(engine, size=None)
+    for t, frame in enumerate(frames):
+        want = torch_run.step(frame, mask=masks.get(t))
+        np.testing.assert_array_equal(engine_run.step(frame, mask=masks.get(t)), want)
+    assert engine.backend == "torch"
+    err = capsys.readouterr().err
+    assert err.count("running PyTorch instead: cannot trace this model") == 1, err
 
 
 def test_int8_export_quantizes_convolutions_only_and_stays_close(model, tmp_path):

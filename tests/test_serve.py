@@ -107,25 +107,26 @@ def test_server_isolates_the_page_types_files_and_serves_ranges(server: WebServe
 def test_default_model_is_exported_once_into_the_cache(
     tmp_path: Path, tiny_checkpoint: Path, capsys, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import hashlib
-
     import mobilevos.checkpoint
+    from mobilevos.checkpoint import load_model
+    from mobilevos.export import weights_hash
 
     # A tiny default model keeps the export quick; the shipped one is exported by test_web.py.
     monkeypatch.setattr(mobilevos.checkpoint, "DEFAULT_CHECKPOINT", tiny_checkpoint)
     cache = tmp_path / "cache"
     folder = default_export(cache, (32, 48), max_objects=1)
-    digest = hashlib.sha256(tiny_checkpoint.read_bytes()).hexdigest()[:12]
-    assert folder == cache / f"{digest}-32x48-k1"
+    model = load_model(tiny_checkpoint)
+    digest, slots = weights_hash(model)[:12], model.config.memory.capacity
+    assert folder == cache / f"{digest}-32x48-k1-m{slots}"
     manifest = read_manifest(folder)
     assert manifest["input_size"] == [32, 48] and manifest["max_objects"] == 1
     assert manifest["model_config"]["name"] == "mobilevos-tiny"
-    assert "verified" in capsys.readouterr().out
+    assert "verified" in capsys.readouterr().err
     assert [p.name for p in cache.iterdir()] == [folder.name]  # no temporary folder left
     stamp = (folder / "manifest.json").stat().st_mtime_ns
     assert default_export(cache, (32, 48), max_objects=1) == folder
     assert (folder / "manifest.json").stat().st_mtime_ns == stamp
-    assert capsys.readouterr().out == ""
+    assert capsys.readouterr().err == ""
 
 
 def test_sample_is_a_generated_webm_without_big_buck_bunny(

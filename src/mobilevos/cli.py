@@ -40,34 +40,43 @@ def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
 def _add_backend_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--backend",
-        choices=["torch", *FORMATS],
-        default="torch",
-        help="torch (default); onnx or executorch: the programs of `mobilevos export` under "
-        "ONNX Runtime or ExecuTorch (XNNPACK)",
+        choices=["auto", "torch", *FORMATS],
+        default="auto",
+        help="auto (default): on the CPU, ONNX Runtime through an export of the model made on "
+        "first use and cached by weights, size and object count (else PyTorch; with "
+        "--model-dir, that folder's runtime); torch: PyTorch; onnx or executorch: the "
+        "programs in --model-dir under ONNX Runtime or ExecuTorch (XNNPACK)",
     )
     parser.add_argument(
-        "--model-dir", type=Path, help="an exported model folder (--backend onnx/executorch)"
+        "--model-dir", type=Path, help="an exported model folder (`mobilevos export`)"
     )
 
 
 def _network_from_args(args: argparse.Namespace):
-    """The model the arguments name, or with --backend onnx/executorch the exported engine."""
-    if args.backend == "torch":
-        if args.model_dir is not None:
-            raise ConfigError("--model-dir is for --backend onnx or executorch")
-        return _load_model_from_args(args)
-    backend = f"--backend {args.backend}"
+    """What runs the frames: the model the arguments name (under PyTorch, or with the default
+    backend on the CPU through cached ONNX exports), or the engine of an exported folder."""
     if args.model_dir is None:
-        raise ConfigError(f"{backend} needs --model-dir DIR (written by `mobilevos export`)")
+        if args.backend in FORMATS:
+            raise ConfigError(
+                f"--backend {args.backend} needs --model-dir DIR (written by `mobilevos export`)"
+            )
+        model = _load_model_from_args(args)
+        if args.backend == "torch" or args.device != "cpu" or getattr(args, "amp", False):
+            return model
+        from mobilevos.engine.cached import CachedExportEngine
+
+        return CachedExportEngine(model)
+    if args.backend == "torch":
+        raise ConfigError("--model-dir is for the exported backends: drop --backend torch")
     if args.checkpoint is not None or args.model is not None:
-        raise ConfigError(f"{backend} takes its model from --model-dir, not --checkpoint/--model")
+        raise ConfigError("--model-dir holds the model: drop --checkpoint/--model")
     if args.device != "cpu":
-        raise ConfigError(f"{backend} runs on the CPU: drop --device")
+        raise ConfigError("exported programs run on the CPU: drop --device")
     from mobilevos.engine.exported import open_exported
     from mobilevos.manifest import export_format, read_manifest
 
     found = export_format(read_manifest(args.model_dir))
-    if found != args.backend:
+    if args.backend not in ("auto", found):
         raise InputError(args.model_dir, f"holds {found} programs, not {args.backend}: use "
                          f"--backend {found} or export with --format {args.backend}")  # fmt: skip
     return open_exported(args.model_dir)
@@ -163,8 +172,22 @@ def _segment(args: argparse.Namespace) -> int:
     print(
         f"segmented {result.frames} frames, objects {result.objects}: masks in {result.out_dir}"
         + (f", overlay {result.overlay}" if result.overlay else "")
+        + f" ({_runtime_name(network)})"
     )
     return 0
+
+
+def _runtime_name(network) -> str:
+    """What ran the frames, for the summary line."""
+    from mobilevos.engine.cached import CachedExportEngine
+    from mobilevos.engine.exported import ExportedEngine
+    from mobilevos.manifest import export_format
+
+    if isinstance(network, CachedExportEngine):
+        return "ONNX Runtime, cached export" if network.backend == "onnx" else "PyTorch"
+    if isinstance(network, ExportedEngine):
+        return {"onnx": "ONNX Runtime", "executorch": "ExecuTorch"}[export_format(network.manifest)]
+    return "PyTorch"
 
 
 def _add_segment(sub: argparse._SubParsersAction) -> None:

@@ -56,6 +56,7 @@ from torch import Tensor, nn
 
 import mobilevos
 from mobilevos import pte
+from mobilevos.config import MemoryConfig
 from mobilevos.engine.et_engine import require_executorch
 from mobilevos.errors import ConfigError, ExportError
 from mobilevos.io import atomic_dir
@@ -208,13 +209,15 @@ def export_model(
     int8: bool = False,
     calibration_frames: list[np.ndarray] | None = None,
     verify: bool = True,
+    memory: MemoryConfig | None = None,
 ) -> dict[str, Any]:
     """Export ``model`` to ``out_dir`` (built in a temporary folder, renamed at the end).
 
     ``format``: ``onnx`` or ``executorch``. Returns the manifest. With ``int8``, the programs are
     calibrated on ``calibration_frames`` ((H, W, 3) uint8 RGB, one clip; optional) and on a
     built-in generated clip; verification runs a generated clip through both sides (see the
-    module doc).
+    module doc). ``memory``: the memory the programs are made for (by default the model's; its
+    capacity fixes the bank's shape).
     """
     check_size(size)
     if format not in FORMATS:
@@ -224,7 +227,7 @@ def export_model(
     if format == "executorch":
         require_executorch()
     model = model.eval().cpu().to(memory_format=torch.contiguous_format)
-    memory = model.config.memory
+    memory = memory or model.config.memory
     examples = graph_inputs(model, size, max_objects, memory.capacity)
     # Wrappers are built in eval mode: a module in training mode would update the BatchNorm
     # statistics of the model on every call, changing the weights between programs.

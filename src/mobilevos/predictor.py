@@ -229,6 +229,9 @@ class VOSPredictor:
             raise InputError(None, "the first frame needs a mask with at least one object")
 
         timer = self._timer
+        objects = len(self._ids) + (len(given.new_ids) if given is not None else 0)
+        self._check_object_count(objects)
+        self.engine.prepare((geometry.padded_height, geometry.padded_width), objects)
         with timer("preprocess"):
             net_image = normalize_image(geometry.to_network(image, "bilinear"))
         with timer("encode_query"):
@@ -237,7 +240,6 @@ class VOSPredictor:
             prob = self._predict(query, net_image.shape[-2:])
         with timer("preprocess"):  # the given mask, at network size
             if given is not None:
-                self._check_object_count(len(self._ids) + len(given.new_ids))
                 self.memory.add_objects(len(given.new_ids))
                 self._ids.extend(given.new_ids)
                 net_given = geometry.to_network(given.onehot[None], "area")[0]

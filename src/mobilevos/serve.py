@@ -17,22 +17,19 @@ the cross-origin isolation headers (COOP/COEP), without which a browser gives a 
 ``SharedArrayBuffer`` and onnxruntime-web runs on one thread. Byte ranges are served, since
 browsers seek in a video by range requests.
 
-The default student is exported for the browser once, into a cache folder named after the
-checkpoint's hash and the export size (:func:`default_export`).
+The default student is exported for the browser once, into a cache folder named after its
+weights' hash and the export size (:func:`default_export`).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import hashlib
 import json
 import mimetypes
-import os
 import re
 import sys
 import threading
-import time
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -275,39 +272,20 @@ def ort_dist(web_dir: Path) -> Path:
 
 def cache_root() -> Path:
     """``$XDG_CACHE_HOME/mobilevos/web`` (default ``~/.cache/mobilevos/web``)."""
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "mobilevos" / "web"
+    from mobilevos.engine.cached import user_cache
+
+    return user_cache("web")
 
 
 def default_export(
     cache: Path, size: tuple[int, int] = WEB_SIZE, max_objects: int = WEB_MAX_OBJECTS
 ) -> Path:
-    """The shipped default student exported for the browser, under ``cache``; exported (and
-    verified against PyTorch) on first use. The folder is named after the checkpoint's sha256,
-    the size and the object count, so a new checkpoint or size gets its own export."""
-    from mobilevos.checkpoint import DEFAULT_CHECKPOINT, load_model
-    from mobilevos.export import export_onnx
-    from mobilevos.manifest import MANIFEST, read_manifest
+    """The shipped default student exported for the browser under ``cache``, exported (and
+    verified against PyTorch) on first use: :func:`~mobilevos.engine.cached.cached_export`."""
+    from mobilevos.checkpoint import load_model
+    from mobilevos.engine.cached import cached_export
 
-    digest = hashlib.sha256(DEFAULT_CHECKPOINT.read_bytes()).hexdigest()[:12]
-    folder = cache / f"{digest}-{size[0]}x{size[1]}-k{max_objects}"
-    if (folder / MANIFEST).is_file():
-        read_manifest(folder)
-        return folder
-    print(
-        f"exporting the default model for the browser ({size[0]}x{size[1]}, {max_objects} "
-        f"objects) to {folder} (once; about a minute)...",
-        flush=True,
-    )
-    start = time.perf_counter()
-    manifest = export_onnx(load_model(), folder, size, max_objects)  # atomic: temp dir, rename
-    check = manifest["verification"]
-    print(
-        f"exported and verified in {time.perf_counter() - start:.0f} s (mean mask IoU against "
-        f"PyTorch {check['mean_iou']:.4f})",
-        flush=True,
-    )
-    return folder
+    return cached_export(load_model(), cache, size, max_objects)
 
 
 @dataclass(frozen=True)

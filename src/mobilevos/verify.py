@@ -44,6 +44,9 @@ class RecordingEngine:
     def check_memory(self, memory) -> None:
         self.engine.check_memory(memory)
 
+    def prepare(self, size: tuple[int, int], objects: int) -> None:
+        self.engine.prepare(size, objects)
+
     def encode_query(self, image: Tensor):
         out = self.engine.encode_query(image)
         self.calls.append(("encode_query", (image,), out))
@@ -105,7 +108,8 @@ def compare_engines(
 ) -> dict[str, Any]:
     """Run ``frames`` (first-frame labels ``first``) through both engines; see the module doc."""
     recorder = RecordingEngine(reference)
-    ref = VOSPredictor(recorder, size=None)
+    # Both sessions keep the candidate's memory (an export's slots fix its bank's shape).
+    ref = VOSPredictor(recorder, size=None, memory=candidate.memory)
     cand = VOSPredictor(candidate, size=None)
     ious, session_diff = [], 0.0
     with torch.inference_mode():

@@ -47,6 +47,12 @@ class FrameEngine(Protocol):
     max_objects: int | None
     input_size: tuple[int, int] | None
 
+    def prepare(self, size: tuple[int, int], objects: int) -> None:
+        """Called by a session before each frame's verbs with the network input size (H, W) and
+        the number of objects the frame will hold. An engine whose programs are made for fixed
+        shapes gets them ready here; the others have nothing to do."""
+        ...
+
     def encode_query(self, image: Tensor) -> QueryFeatures:
         """Shapes: image (B, 3, H, W) normalised."""
         ...

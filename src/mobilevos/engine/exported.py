@@ -71,6 +71,10 @@ class ExportedEngine:
                 f"slots, not {memory.capacity}; export again with that memory"
             )
 
+    def prepare(self, size: tuple[int, int], objects: int) -> None:
+        """Nothing to prepare: the session fits frames into ``input_size`` and checks the
+        object count against ``max_objects``."""
+
     def encode_query(self, image: Tensor) -> QueryFeatures:
         return QueryFeatures(*self._run("encode_query", image=image))
 

@@ -59,6 +59,9 @@ class TorchEngine:
     def check_memory(self, memory: MemoryConfig) -> None:
         """Any capacity works: shapes follow the bank."""
 
+    def prepare(self, size: tuple[int, int], objects: int) -> None:
+        """Nothing to prepare: any size and object count run."""
+
     def encode_query(self, image: Tensor) -> QueryFeatures:
         with self._autocast():
             return self.model.encode_query(self._layout(image))

@@ -1,0 +1,219 @@
+"""The fast path by default: a PyTorch model run through ONNX Runtime, exported on first use.
+
+Exported programs have fixed shapes (frame size, object count, memory slots), so a model
+cannot be exported before a session has seen its first frame and its objects.
+:class:`CachedExportEngine` takes the PyTorch model and, when a session first writes a value
+(the frame size and the object count are known then), exports the model into a cache folder
+named after its weights' sha256, the size, the object count and the memory's capacity
+(:func:`cached_export`), verified against PyTorch as ``mobilevos export`` verifies. The folder
+outlives the process: the next run with the same model, size and object count loads it in a
+second. The session announces each frame's size and object count before its verbs
+(``prepare``), so every verb runs the export, the first frame's included; an object that
+enters later needs an export for the new count (cached as well).
+
+ONNX Runtime fp32, not int8 and not ExecuTorch, because it is the fastest backend here that
+gives PyTorch's masks (``mobilevos bench``, 2 threads, 480x854, shipped lite: ONNX Runtime
+fp32 135 ms a frame, ExecuTorch fp32 164, PyTorch 362; docs/speed.md). int8 is faster still
+but changes the masks, so it stays an explicit choice (``mobilevos export --int8``).
+
+If an export fails (a model the exporter cannot trace, or one whose programs fail
+verification), the engine says so once and keeps running PyTorch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from mobilevos.config import MemoryConfig
+from mobilevos.engine.exported import ExportedEngine
+from mobilevos.engine.torch_engine import TorchEngine
+from mobilevos.errors import ExportError
+from mobilevos.model.encoders import QueryFeatures
+from mobilevos.model.network import STRIDE, MobileVOS, Segmentation
+
+
+def user_cache(name: str) -> Path:
+    """``$XDG_CACHE_HOME/mobilevos/<name>`` (default ``~/.cache/mobilevos/<name>``)."""
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "mobilevos" / name
+
+
+def cached_export(
+    model: MobileVOS,
+    cache: Path,
+    size: tuple[int, int],
+    max_objects: int,
+    memory: MemoryConfig | None = None,
+    digest: str | None = None,
+) -> Path:
+    """``model`` exported to ONNX for ``size`` and ``max_objects`` under ``cache``: exported and
+    verified against PyTorch on first use, saying so on stderr, and found there afterwards.
+
+    The folder is named after the weights' sha256 (``digest``, computed when not given), the
+    size, the object count and the memory's capacity (``memory``, by default the model's), so
+    new weights or shapes get their own export.
+    """
+    from mobilevos.export import weights_hash
+    from mobilevos.manifest import MANIFEST, read_manifest
+
+    memory = memory or model.config.memory
+    digest = digest or weights_hash(model)[:12]
+    folder = cache / f"{digest}-{size[0]}x{size[1]}-k{max_objects}-m{memory.capacity}"
+    with _locked(cache):  # processes of one torchrun share the cache: one exports, all wait
+        if not (folder / MANIFEST).is_file():
+            _export(model, folder, size, max_objects, memory)
+    read_manifest(folder)
+    return folder
+
+
+@contextlib.contextmanager
+def _locked(folder: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``folder`` (created if missing) where the OS has ``flock``."""
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        import fcntl
+    except ImportError:  # Windows: no lock
+        yield
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _export(
+    model: MobileVOS, folder: Path, size: tuple[int, int], max_objects: int, memory: MemoryConfig
+) -> None:
+    from mobilevos.export import export_onnx
+
+    print(
+        f"exporting {model.config.name} to ONNX for {size[0]}x{size[1]} frames and "
+        f"{max_objects} object{'s' if max_objects > 1 else ''} into {folder} (once for these "
+        "weights, size and object count; about a minute at 480p)...",
+        file=sys.stderr,
+        flush=True,
+    )
+    start = time.perf_counter()
+    manifest = export_onnx(model, folder, size, max_objects, memory=memory)  # atomic
+    print(
+        f"exported and verified in {time.perf_counter() - start:.0f} s (mean mask IoU "
+        f"against PyTorch {manifest['verification']['mean_iou']:.4f})",
+        file=sys.stderr,
+        flush=True,
+    )
+
+
+class CachedExportEngine:
+    """A :class:`~mobilevos.engine.base.FrameEngine` that runs ``model`` under ONNX Runtime
+    through exports cached by weights, size and object count (see the module doc); CPU only.
+
+    Args:
+        model: the network (PyTorch, on the CPU).
+        cache: the exports' folder (default: :func:`user_cache` ``("exports")``).
+        threads: ONNX Runtime intra-op threads (None: its default).
+    """
+
+    max_objects: int | None = None
+    input_size: tuple[int, int] | None = None
+
+    def __init__(
+        self, model: MobileVOS, cache: Path | None = None, threads: int | None = None
+    ) -> None:
+        from mobilevos.export import weights_hash
+
+        self.model = model.eval().cpu()
+        self.torch = TorchEngine(self.model)
+        self.device = torch.device("cpu")
+        self.cache = cache if cache is not None else user_cache("exports")
+        self.threads = threads
+        self.digest = weights_hash(self.model)[:12]
+        self.export_memory = self.model.config.memory
+        # Loaded exports by (height, width, objects, memory slots); the one the session uses.
+        self.engines: dict[tuple[int, int, int, int], ExportedEngine] = {}
+        self.failed: str | None = None
+        self._current: ExportedEngine | None = None
+        self._current_key: tuple[int, int, int, int] | None = None
+
+    @property
+    def memory(self) -> MemoryConfig:
+        return self.model.config.memory
+
+    @property
+    def backend(self) -> str:
+        """What runs the verbs now: ``onnx``, or ``torch`` (before the first export, or after
+        one failed)."""
+        return "onnx" if self._current is not None else "torch"
+
+    def check_memory(self, memory: MemoryConfig) -> None:
+        """Any capacity works: exports are made for the session's memory."""
+        self.export_memory = memory
+
+    def prepare(self, size: tuple[int, int], objects: int) -> None:
+        """Make (or find) the export for ``size`` and ``objects``: every verb of the frame runs
+        it, the first frame's query included, so a session's masks never depend on which
+        sessions the process ran before."""
+        self._engine(size, max(objects, 1))
+
+    def encode_query(self, image: Tensor) -> QueryFeatures:
+        engine = self._current
+        if engine is None or engine.input_size != tuple(image.shape[-2:]):
+            engine = self.torch  # a caller that did not prepare: nothing exported yet
+        return engine.encode_query(image)
+
+    def encode_value(self, image: Tensor, query: QueryFeatures, masks: Tensor) -> Tensor:
+        engine = self._for(tuple(image.shape[-2:]), masks.shape[1])
+        return engine.encode_value(image, query, masks)
+
+    def segment(
+        self,
+        query: QueryFeatures,
+        keys: Tensor,
+        values: Tensor,
+        valid: Tensor,
+        present: Tensor | None = None,
+    ) -> Segmentation:
+        size = (query.key.shape[-2] * STRIDE, query.key.shape[-1] * STRIDE)
+        engine = self._for(size, values.shape[1])
+        return engine.segment(query, keys, values, valid, present)
+
+    def _for(self, size: tuple[int, int], objects: int) -> ExportedEngine | TorchEngine:
+        """The prepared export if it takes ``size`` and ``objects`` (absent objects are padded),
+        else the one made for them."""
+        current = self._current
+        if current is not None and current.input_size == size and current.max_objects >= objects:
+            return current
+        return self._engine(size, objects)
+
+    def _engine(self, size: tuple[int, int], objects: int) -> ExportedEngine | TorchEngine:
+        """The exported engine for ``size`` and ``objects`` (exported or loaded on first use),
+        or PyTorch once an export has failed."""
+        if self.failed is not None:
+            return self.torch
+        key = (*size, objects, self.export_memory.capacity)
+        if self._current is not None and self._current_key == key:
+            return self._current
+        if key not in self.engines:
+            from mobilevos.engine.exported import open_exported
+
+            try:
+                folder = cached_export(
+                    self.model, self.cache, size, objects, self.export_memory, self.digest
+                )
+                self.engines[key] = open_exported(folder, threads=self.threads)
+            except ExportError as exc:
+                self.failed = str(exc)
+                print(f"running PyTorch instead: {exc}", file=sys.stderr, flush=True)
+                self._current = self._current_key = None
+                return self.torch
+        self._current, self._current_key = self.engines[key], key
+        return self._current
