@@ -142,14 +142,26 @@ def per_object_jf(result: DavisResult) -> dict[str, float]:
     return {row.name: round((row.j.mean + row.f.mean) / 2, 4) for row in result.objects}
 
 
-def paired_difference(ours: dict[str, float], base: dict[str, float]) -> str:
-    """Per-object ``ours - base`` (same objects): mean ± standard error, and how many moved."""
+def paired_stats(ours: dict[str, float], base: dict[str, float]) -> dict[str, float]:
+    """Per-object ``ours - base`` (same objects): mean, standard error, object count, and how
+    many moved by more than 0.01 either way."""
     diffs = [ours[k] - base[k] for k in base]
     error = statistics.stdev(diffs) / len(diffs) ** 0.5 if len(diffs) > 1 else float("nan")
-    better, worse = sum(d > 0.01 for d in diffs), sum(d < -0.01 for d in diffs)
+    return {
+        "mean": round(statistics.mean(diffs), 4),
+        "se": round(error, 4),
+        "objects": len(diffs),
+        "better": sum(d > 0.01 for d in diffs),
+        "worse": sum(d < -0.01 for d in diffs),
+    }
+
+
+def paired_difference(ours: dict[str, float], base: dict[str, float]) -> str:
+    """:func:`paired_stats` in words: mean ± standard error, and how many moved."""
+    s = paired_stats(ours, base)
     return (
-        f"{statistics.mean(diffs):+.3f} ± {error:.3f} over {len(diffs)} objects "
-        f"({better} better, {worse} worse by more than 0.01)"
+        f"{s['mean']:+.3f} ± {s['se']:.3f} over {s['objects']} objects "
+        f"({s['better']} better, {s['worse']} worse by more than 0.01)"
     )
 
 

@@ -1,13 +1,17 @@
 """Score a model on the default model's held-out sets, through the evaluator, with baselines.
 
     .venv/bin/python scripts/default_report.py [--checkpoint PATH]     # default: the shipped model
+    A=src/mobilevos/assets; .venv/bin/python scripts/default_report.py --out results/fast \
+        --checkpoint $A/mobilevos-mbv2-fast.ckpt --against $A/mobilevos-mbv2-lite.ckpt
 
 Sets (``make default-data`` builds them): the held-out procedural videos (multi-object, seeds
-never trained on) and the three real test clips ``carphone``, ``box`` and ``cup``, whose masks
-come from U²-Net-p on every frame (so scores measure agreement with that model). The copy-the-
-first-mask baseline (every frame predicted as the first frame's mask) is scored beside the model.
-Writes ``results/default/scores.json`` and ``table.md``. Never used to choose a checkpoint: the
-campaign selects on the procedural held-out set and the real validation videos only.
+never trained on), the validation split of the pseudo-masked real videos (what the campaigns
+select on, with the procedural set) and the three real test clips ``carphone``, ``box`` and
+``cup`` (never used for a choice). Real masks come from U²-Net-p on every frame (so scores
+measure agreement with that model). The copy-the-first-mask baseline (every frame predicted as
+the first frame's mask) is scored beside the model; ``--against`` scores a second checkpoint
+too and gives the paired per-object difference (this model minus that one) with its standard
+error. Writes ``scores.json`` and ``table.md`` into ``--out`` (default ``results/default``).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import argparse
 import json
 from pathlib import Path
 
-from campaign import per_object_jf
+from campaign import paired_stats, per_object_jf
 
 from mobilevos.checkpoint import DEFAULT_CHECKPOINT, load_model, read_checkpoint
 from mobilevos.data.davis import DavisDataset
@@ -28,6 +32,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SETS = {
     # name: (DAVIS-layout root, network input short side; None keeps the clip's own size)
     "procedural held-out": (ROOT / "data" / "default" / "synth-heldout", 288),
+    "real validation": (ROOT / "data" / "default" / "real", 288),
     "real test clips": (ROOT / "data" / "default" / "real-test", None),
 }
 
@@ -43,26 +48,48 @@ def copy_first_mask(root: Path, out: Path) -> float:
     return float(score_davis(root, out, 2017, "val").global_row.jf_mean)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
-    parser.add_argument("--out", type=Path, default=ROOT / "results" / "default")
-    args = parser.parse_args()
-    model = load_model(args.checkpoint)
-    meta = read_checkpoint(args.checkpoint).meta
-    work = ROOT / "runs" / "default-report"
-    scores: dict[str, dict] = {}
+def score(checkpoint: Path, work: Path) -> dict[str, dict]:
+    """J, F, J&F and per-object J&F of ``checkpoint`` on every set (PyTorch, 2017 scoring)."""
+    model = load_model(checkpoint)
+    scores = {}
     for name, (root, size) in SETS.items():
-        slug = name.replace(" ", "-")
-        result = run_eval(model, "davis2017", root, "val", work / slug, "cpu", size, workers=1)
+        out = work / name.replace(" ", "-")
+        result = run_eval(model, "davis2017", root, "val", out, "cpu", size, workers=1)
         scores[name] = {
             "jf": round(float(result.global_row.jf_mean), 4),
             "j": round(float(result.global_row.j_mean), 4),
             "f": round(float(result.global_row.f_mean), 4),
-            "copy_first_mask_jf": round(copy_first_mask(root, work / f"{slug}-copy"), 4),
             "per_object_jf": per_object_jf(result),
         }
+    return scores
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
+    parser.add_argument("--against", type=Path, help="a second checkpoint, compared per object")
+    parser.add_argument("--out", type=Path, default=ROOT / "results" / "default")
+    args = parser.parse_args()
+    meta = read_checkpoint(args.checkpoint).meta
+    work = ROOT / "runs" / "default-report"
+    scores = score(args.checkpoint, work / "model")
+    for name, (root, _) in SETS.items():
+        copy = copy_first_mask(root, work / f"{name.replace(' ', '-')}-copy")
+        scores[name]["copy_first_mask_jf"] = round(copy, 4)
     report = {"checkpoint": str(args.checkpoint), "steps": meta.get("steps"), "sets": scores}
+    if args.against is not None:
+        base = score(args.against, work / "against")
+        report["against"] = {
+            "checkpoint": str(args.against),
+            "steps": read_checkpoint(args.against).meta.get("steps"),
+            "sets": {
+                name: {
+                    "jf": base[name]["jf"],
+                    "paired": paired_stats(s["per_object_jf"], base[name]["per_object_jf"]),
+                }
+                for name, s in scores.items()
+            },
+        }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "scores.json").write_text(json.dumps(report, indent=2) + "\n")
     lines = [
@@ -74,6 +101,19 @@ def main() -> None:
     for name, s in scores.items():
         lines.append(f"| {name} | {s['jf']:.3f} | {s['j']:.3f} | {s['f']:.3f} | "
                      f"{s['copy_first_mask_jf']:.3f} |")  # fmt: skip
+    if args.against is not None:
+        lines += [
+            "",
+            f"Against {args.against.name}: per object, this model minus that one (mean ± "
+            "standard error; objects better / worse by more than 0.01).",
+            "",
+            f"| set | {args.against.stem} J&F | paired difference | better / worse |",
+            "|---|---|---|---|",
+        ]
+        for name, c in report["against"]["sets"].items():
+            d = c["paired"]
+            lines.append(f"| {name} | {c['jf']:.3f} | {d['mean']:+.3f} ± {d['se']:.3f} "
+                         f"({d['objects']} objects) | {d['better']} / {d['worse']} |")  # fmt: skip
     (args.out / "table.md").write_text("\n".join(lines) + "\n")
     print("\n".join(lines))
 

@@ -14,6 +14,7 @@ Public API::
     predictor = mv.VOSPredictor(mv.OrtEngine("graphs/"))       # the same session on ONNX Runtime
     mv.export_model(model, "phone/", format="executorch")      # ExecuTorch (XNNPACK), for apps
     predictor = mv.VOSPredictor(mv.ExecuTorchEngine("phone/"))
+    predictor = mv.VOSPredictor(mv.CachedExportEngine(model))  # ONNX Runtime, exported on first use
 
 The method follows Miles et al., "MobileVOS: Real-Time Video Object Segmentation - Contrastive
 Learning meets Knowledge Distillation", CVPR 2023 (arXiv:2303.07815).
@@ -41,6 +42,7 @@ _EXPORTS = {
     "build_model": "mobilevos.model.network",
     "VOSPredictor": "mobilevos.predictor",
     "TorchEngine": "mobilevos.engine",
+    "CachedExportEngine": "mobilevos.engine.cached",
     "OrtEngine": "mobilevos.engine.ort_engine",
     "ExecuTorchEngine": "mobilevos.engine.et_engine",
     "export_onnx": "mobilevos.export",
@@ -52,6 +54,7 @@ _EXPORTS = {
 
 __all__ = [
     "Box",
+    "CachedExportEngine",
     "Click",
     "ExecuTorchEngine",
     "MemoryConfig",
@@ -76,6 +79,7 @@ if TYPE_CHECKING:
     from mobilevos.checkpoint import load_model, save_checkpoint
     from mobilevos.config import MemoryConfig, ModelConfig, available_presets, get_preset
     from mobilevos.engine import TorchEngine
+    from mobilevos.engine.cached import CachedExportEngine
     from mobilevos.engine.et_engine import ExecuTorchEngine
     from mobilevos.engine.ort_engine import OrtEngine
     from mobilevos.errors import MobileVOSError
