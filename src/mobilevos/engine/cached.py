@@ -2,14 +2,14 @@
 
 Exported programs have fixed shapes (frame size, object count, memory slots), so a model
 cannot be exported before a session has seen its first frame and its objects.
-:class:`CachedExportEngine` takes the PyTorch model and, when a session first writes a value
-(the frame size and the object count are known then), exports the model into a cache folder
-named after its weights' sha256, the size, the object count and the memory's capacity
-(:func:`cached_export`), verified against PyTorch as ``mobilevos export`` verifies. The folder
-outlives the process: the next run with the same model, size and object count loads it in a
-second. The session announces each frame's size and object count before its verbs
-(``prepare``), so every verb runs the export, the first frame's included; an object that
-enters later needs an export for the new count (cached as well).
+:class:`CachedExportEngine` takes the PyTorch model; a session announces each frame's network
+size and object count before running it (``prepare``), and the engine then finds, or makes,
+the export for them: a cache folder named after the weights' sha256, the size, the object
+count and the memory's capacity (:func:`cached_export`), verified against PyTorch as
+``mobilevos export`` verifies. Every verb runs the export, the first frame's included. The
+folder outlives the process: the next run with the same model, size and object count loads it
+in a second. An object that enters later needs the export for the new count (cached as
+well).
 
 ONNX Runtime fp32, not int8 and not ExecuTorch, because it is the fastest backend here that
 gives PyTorch's masks (``mobilevos bench``, 2 threads, 480x854, shipped lite: ONNX Runtime
