@@ -1,17 +1,18 @@
 """Score a model on the default model's held-out sets, through the evaluator, with baselines.
 
     .venv/bin/python scripts/default_report.py [--checkpoint PATH]     # default: the shipped model
-    A=src/mobilevos/assets; .venv/bin/python scripts/default_report.py --out results/fast \
-        --checkpoint $A/mobilevos-mbv2-fast.ckpt --against $A/mobilevos-mbv2-lite.ckpt
+    .venv/bin/python scripts/default_report.py --out results/fast \
+        --checkpoint src/mobilevos/assets/mobilevos-mbv2-fast.ckpt --against results/default
 
 Sets (``make default-data`` builds them): the held-out procedural videos (multi-object, seeds
 never trained on), the validation split of the pseudo-masked real videos (what the campaigns
 select on, with the procedural set) and the three real test clips ``carphone``, ``box`` and
 ``cup`` (never used for a choice). Real masks come from U²-Net-p on every frame (so scores
 measure agreement with that model). The copy-the-first-mask baseline (every frame predicted as
-the first frame's mask) is scored beside the model; ``--against`` scores a second checkpoint
-too and gives the paired per-object difference (this model minus that one) with its standard
-error. Writes ``scores.json`` and ``table.md`` into ``--out`` (default ``results/default``).
+the first frame's mask) is scored beside the model. ``--against`` names a second model, a
+checkpoint (scored here too) or a folder this script wrote for it (its ``scores.json``), and
+adds the paired per-object difference (this model minus that one) with its standard error.
+Writes ``scores.json`` and ``table.md`` into ``--out`` (default ``results/default``).
 """
 
 from __future__ import annotations
@@ -48,6 +49,12 @@ def copy_first_mask(root: Path, out: Path) -> float:
     return float(score_davis(root, out, 2017, "val").global_row.jf_mean)
 
 
+def shown(path: Path) -> str:
+    """``path`` relative to the repository when inside it."""
+    path = path.resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+
+
 def score(checkpoint: Path, work: Path) -> dict[str, dict]:
     """J, F, J&F and per-object J&F of ``checkpoint`` on every set (PyTorch, 2017 scoring)."""
     model = load_model(checkpoint)
@@ -67,7 +74,12 @@ def score(checkpoint: Path, work: Path) -> dict[str, dict]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT)
-    parser.add_argument("--against", type=Path, help="a second checkpoint, compared per object")
+    parser.add_argument(
+        "--against",
+        type=Path,
+        help="another model to compare per object: a checkpoint, or a "
+        "folder this script wrote for it",
+    )
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "default")
     args = parser.parse_args()
     meta = read_checkpoint(args.checkpoint).meta
@@ -76,12 +88,17 @@ def main() -> None:
     for name, (root, _) in SETS.items():
         copy = copy_first_mask(root, work / f"{name.replace(' ', '-')}-copy")
         scores[name]["copy_first_mask_jf"] = round(copy, 4)
-    report = {"checkpoint": str(args.checkpoint), "steps": meta.get("steps"), "sets": scores}
+    report = {"checkpoint": shown(args.checkpoint), "steps": meta.get("steps"), "sets": scores}
     if args.against is not None:
-        base = score(args.against, work / "against")
+        if args.against.is_dir():  # an earlier report of the other model
+            earlier = json.loads((args.against / "scores.json").read_text())
+            base, against, steps = earlier["sets"], Path(earlier["checkpoint"]), earlier["steps"]
+        else:
+            base, against = score(args.against, work / "against"), args.against
+            steps = read_checkpoint(against).meta.get("steps")
         report["against"] = {
-            "checkpoint": str(args.against),
-            "steps": read_checkpoint(args.against).meta.get("steps"),
+            "checkpoint": shown(against),
+            "steps": steps,
             "sets": {
                 name: {
                     "jf": base[name]["jf"],
@@ -104,10 +121,10 @@ def main() -> None:
     if args.against is not None:
         lines += [
             "",
-            f"Against {args.against.name}: per object, this model minus that one (mean ± "
+            f"Against {against.name}: per object, this model minus that one (mean ± "
             "standard error; objects better / worse by more than 0.01).",
             "",
-            f"| set | {args.against.stem} J&F | paired difference | better / worse |",
+            f"| set | {against.stem} J&F | paired difference | better / worse |",
             "|---|---|---|---|",
         ]
         for name, c in report["against"]["sets"].items():

@@ -13,7 +13,7 @@ well).
 
 ONNX Runtime fp32, not int8 and not ExecuTorch, because it is the fastest backend here that
 gives PyTorch's masks (``mobilevos bench``, 2 threads, 480x854, shipped lite: ONNX Runtime
-fp32 135 ms a frame, ExecuTorch fp32 164, PyTorch 362; docs/speed.md). int8 is faster still
+fp32 173 ms a frame, ExecuTorch fp32 201, PyTorch 326; docs/speed.md). int8 is faster still
 but changes the masks, so it stays an explicit choice (``mobilevos export --int8``).
 
 If an export fails (a model the exporter cannot trace, or one whose programs fail
@@ -99,7 +99,7 @@ def _export(
     print(
         f"exporting {model.config.name} to ONNX for {size[0]}x{size[1]} frames and "
         f"{max_objects} object{'s' if max_objects > 1 else ''} into {folder} (once for these "
-        "weights, size and object count; about a minute at 480p)...",
+        "weights, size and object count)...",
         file=sys.stderr,
         flush=True,
     )
