@@ -6,8 +6,6 @@ Skipped where ExecuTorch (the ``phone`` extra) is not installed; ``.ci/run`` ins
 from __future__ import annotations
 
 import copy
-import json
-import shutil
 
 import pytest
 import torch
@@ -20,7 +18,11 @@ from mobilevos.errors import ExportError, InputError
 from mobilevos.export import export_model, export_onnx
 from mobilevos.manifest import VERBS, read_manifest
 from mobilevos.verify import compare_backends
-from test_export import SIZE, assert_matches_torch_with_an_object_entering_late
+from test_export import (
+    SIZE,
+    assert_matches_torch_with_an_object_entering_late,
+    assert_misfits_are_one_line_errors,
+)
 
 pytest.importorskip("executorch.runtime", reason="ExecuTorch not installed: make phone")
 
@@ -107,18 +109,9 @@ def test_int8_quantizes_the_networks_and_keeps_the_readout_fp32(tiny_model, tmp_
 
 def test_programs_that_do_not_fit_the_manifest_are_one_line_errors(exported, tmp_path):
     out = tmp_path / "broken"
-    shutil.copytree(exported[0], out)
-    shutil.copy(out / "encode_query.pte", out / "encode_value.pte")
-    with pytest.raises(ExportError, match=r"encode_value\.pte: program inputs"):
-        ExecuTorchEngine(out)
+    assert_misfits_are_one_line_errors(ExecuTorchEngine, exported[0], out, ".pte")
     (out / "encode_value.pte").write_bytes(b"not a program")
     with pytest.raises(ExportError, match=r"encode_value\.pte: not a loadable ExecuTorch program"):
-        ExecuTorchEngine(out)
-    shutil.copy(exported[0] / "encode_value.pte", out / "encode_value.pte")
-    manifest = json.loads((out / "manifest.json").read_text())
-    manifest["graphs"]["segment"]["inputs"][4]["shape"][2] = 7
-    (out / "manifest.json").write_text(json.dumps(manifest))
-    with pytest.raises(ExportError, match=r"memory_keys is float32 \[[0-9, ]+\] in the program"):
         ExecuTorchEngine(out)
 
 

@@ -174,18 +174,25 @@ def test_verification_fails_loudly_for_graphs_of_other_weights(exported):
         verify_export(other, exported[0])
 
 
-def test_graphs_that_do_not_fit_the_manifest_are_one_line_errors(exported, tmp_path):
-    out = tmp_path / "broken"
-    shutil.copytree(exported[0], out)
-    shutil.copy(out / "encode_query.onnx", out / "encode_value.onnx")
-    with pytest.raises(ExportError, match=r"encode_value\.onnx: program inputs"):
-        OrtEngine(out)
-    shutil.copy(exported[0] / "encode_value.onnx", out / "encode_value.onnx")
+def assert_misfits_are_one_line_errors(engine, exported_dir, out, suffix: str) -> None:
+    """Copy ``exported_dir`` to ``out``, then load it with ``engine`` with one program in
+    another's place, then with a manifest whose ``memory_keys`` shape is not the program's:
+    each a one-line :class:`ExportError` naming the file and the mismatch."""
+    shutil.copytree(exported_dir, out)
+    shutil.copy(out / f"encode_query{suffix}", out / f"encode_value{suffix}")
+    with pytest.raises(ExportError, match=rf"encode_value\{suffix}: program inputs"):
+        engine(out)
+    shutil.copy(exported_dir / f"encode_value{suffix}", out / f"encode_value{suffix}")
     manifest = json.loads((out / "manifest.json").read_text())
     manifest["graphs"]["segment"]["inputs"][4]["shape"][2] = 7
     (out / "manifest.json").write_text(json.dumps(manifest))
     with pytest.raises(ExportError, match=r"memory_keys is float32 \[[0-9, ]+\] in the program"):
-        OrtEngine(out)
+        engine(out)
+
+
+def test_graphs_that_do_not_fit_the_manifest_are_one_line_errors(exported, tmp_path):
+    out = tmp_path / "broken"
+    assert_misfits_are_one_line_errors(OrtEngine, exported[0], out, ".onnx")
     (out / "manifest.json").write_text("{not json")
     with pytest.raises(InputError, match=r"manifest\.json: not valid JSON"):
         OrtEngine(out)
