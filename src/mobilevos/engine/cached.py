@@ -138,10 +138,9 @@ class CachedExportEngine:
         self.threads = threads
         self.digest = weights_hash(self.model)[:12]
         self.export_memory = self.model.config.memory
-        # Loaded exports by (height, width, objects, memory slots); the one the session uses.
+        # Loaded exports by (height, width, objects, memory slots); the key the session uses.
         self.engines: dict[tuple[int, int, int, int], ExportedEngine] = {}
         self.failed: str | None = None
-        self._current: ExportedEngine | None = None
         self._current_key: tuple[int, int, int, int] | None = None
 
     @property
@@ -153,6 +152,11 @@ class CachedExportEngine:
         """What runs the verbs now: ``onnx``, or ``torch`` (before the first export, or after
         one failed)."""
         return "onnx" if self._current is not None else "torch"
+
+    @property
+    def _current(self) -> ExportedEngine | None:
+        """The export the session's last frame was prepared for (None: none yet)."""
+        return None if self._current_key is None else self.engines[self._current_key]
 
     def check_memory(self, memory: MemoryConfig) -> None:
         """Any capacity works: exports are made for the session's memory."""
@@ -200,8 +204,6 @@ class CachedExportEngine:
         if self.failed is not None:
             return self.torch
         key = (*size, objects, self.export_memory.capacity)
-        if self._current is not None and self._current_key == key:
-            return self._current
         if key not in self.engines:
             from mobilevos.engine.exported import open_exported
 
@@ -213,7 +215,7 @@ class CachedExportEngine:
             except ExportError as exc:
                 self.failed = str(exc)
                 print(f"running PyTorch instead: {exc}", file=sys.stderr, flush=True)
-                self._current = self._current_key = None
+                self._current_key = None
                 return self.torch
-        self._current, self._current_key = self.engines[key], key
-        return self._current
+        self._current_key = key
+        return self.engines[key]

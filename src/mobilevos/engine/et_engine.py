@@ -20,8 +20,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from mobilevos.engine.exported import ExportedEngine, check_signature
-from mobilevos.errors import ExportError, InputError
+from mobilevos.engine.exported import ExportedEngine, check_signature, unloadable
+from mobilevos.errors import InputError
 
 PHONE_EXTRA = "pip install '.[phone]' (or: make phone)"
 # ExecuTorch's scalar types (c10::ScalarType numbers) in a method's metadata, as the manifest
@@ -94,8 +94,7 @@ class ExecuTorchEngine(ExportedEngine):
         try:
             method = self._runtime.load_program(path).load_method("forward")
         except Exception as exc:  # the bindings raise RuntimeError and ValueError
-            first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
-            raise ExportError(f"{path}: not a loadable ExecuTorch program ({first})") from None
+            raise unloadable(path, "ExecuTorch program", exc) from None
         meta = method.metadata
         for kind in ("input", "output"):
             count = getattr(meta, f"num_{kind}s")()

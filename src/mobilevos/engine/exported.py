@@ -161,6 +161,14 @@ def check_signature(
             )
 
 
+def unloadable(path: Path, kind: str, exc: Exception) -> ExportError:
+    """The one-line error for a program file a runtime cannot load: ``path``, what it should
+    have been (``kind``) and the first line of the runtime's message."""
+    text = str(exc).strip()
+    first = text.splitlines()[0][:160] if text else ""
+    return ExportError(f"{path}: not a loadable {kind} ({first})")
+
+
 def open_exported(model_dir: str | Path, threads: int | None = None) -> ExportedEngine:
     """The engine for an exported folder, by its manifest's format: ONNX Runtime for
     ``onnx``, ExecuTorch for ``executorch``."""

@@ -11,8 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from mobilevos.engine.exported import ExportedEngine, check_signature
-from mobilevos.errors import ExportError
+from mobilevos.engine.exported import ExportedEngine, check_signature, unloadable
 from mobilevos.manifest import GRAPH_OUTPUTS
 
 # ONNX Runtime's type names, as the manifest spells them.
@@ -47,8 +46,7 @@ class OrtEngine(ExportedEngine):
                 str(path), self._options, providers=["CPUExecutionProvider"]
             )
         except Exception as exc:  # onnxruntime raises its own exception types
-            first = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else ""
-            raise ExportError(f"{path}: not a loadable ONNX graph ({first})") from None
+            raise unloadable(path, "ONNX graph", exc) from None
         for kind, args in (("input", session.get_inputs()), ("output", session.get_outputs())):
             actual = [(a.name, a.shape, _DTYPES.get(a.type, a.type)) for a in args]
             check_signature(path, spec, kind, actual)
