@@ -26,9 +26,12 @@ setup: $(STAMP)
 demo: setup
 	$(BIN)/mobilevos demo --out demo
 
+# ruff, then the import layers of pyproject.toml ([tool.importlinter]): a cycle or an import
+# that points up fails here.
 lint: setup
 	$(BIN)/ruff check src tests scripts docs/*.py
 	$(BIN)/ruff format --check src tests scripts docs/*.py
+	$(BIN)/lint-imports --no-cache
 
 test: lint
 	$(BIN)/pytest

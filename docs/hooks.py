@@ -9,6 +9,10 @@ that file to the build under ``repo/<its repository path>``: pictures are copied
 (``../results/prompts/box_iou.md``) become pages outside the navigation. MkDocs then resolves
 and rewrites the links itself.
 
+The site's front page is the README: ``docs/index.md`` only says so, and this hook replaces its
+text with ``README.md``'s, each link rewritten for the page's place (``docs/models.md`` becomes
+``models.md``, ``results/...`` becomes ``../results/...``), so the two never drift apart.
+
 Nothing else changes: a link to a file that does not exist, that lies outside the repository,
 or that points to another page or anchor is left to MkDocs's own validation, so
 ``mkdocs build --strict`` still fails on it. A linked file above ``MAX_BYTES`` is refused with a
@@ -21,6 +25,7 @@ import logging
 import os
 import posixpath
 import re
+from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from mkdocs.config.defaults import MkDocsConfig
@@ -30,6 +35,7 @@ log = logging.getLogger("mkdocs.hooks.repo_files")
 
 MAX_BYTES = 2_000_000
 SITE_FOLDER = "repo"
+FRONT_PAGE = "index.md"  # the README's place in the site
 
 # Inline links and images, [text](target "title") and ![alt](target), and reference
 # definitions, [name]: target.
@@ -40,19 +46,55 @@ _FENCE = re.compile(r"^\s*(```|~~~)")
 
 def _link_targets(markdown: str) -> set[str]:
     """Link targets in ``markdown``, outside fenced code blocks."""
-    prose, in_fence = [], False
+    text = "\n".join(line for line, prose in _prose_lines(markdown) if prose)
+    return set(_INLINE.findall(text)) | set(_REFERENCE.findall(text))
+
+
+def _prose_lines(markdown: str) -> list[tuple[str, bool]]:
+    """Each line of ``markdown`` with whether it is prose (outside fenced code blocks)."""
+    lines, in_fence = [], False
     for line in markdown.splitlines():
         if _FENCE.match(line):
             in_fence = not in_fence
-        elif not in_fence:
-            prose.append(line)
-    text = "\n".join(prose)
-    return set(_INLINE.findall(text)) | set(_REFERENCE.findall(text))
+            lines.append((line, False))
+        else:
+            lines.append((line, not in_fence))
+    return lines
+
+
+def _from_docs(url: str) -> str:
+    """A README link target as seen from ``docs/``: pages lose their ``docs/`` prefix, other
+    repository paths gain ``../``; anchors, absolute paths and URLs are kept."""
+    parts = urlsplit(url)
+    if parts.scheme or parts.netloc or not parts.path or parts.path.startswith("/"):
+        return url
+    if parts.path.startswith("docs/"):
+        inside = url[len("docs/") :]
+        return inside if not inside.startswith("#") and inside else FRONT_PAGE + inside
+    return "../" + url
+
+
+def readme_for_docs(readme: str) -> str:
+    """``readme`` with every link rewritten by :func:`_from_docs`."""
+    out = []
+    for line, prose in _prose_lines(readme):
+        if prose:
+            line = _INLINE.sub(
+                lambda m: m.group(0).replace(m.group(1), _from_docs(m.group(1))), line
+            )
+            line = _REFERENCE.sub(
+                lambda m: m.group(0).replace(m.group(1), _from_docs(m.group(1))), line
+            )
+        out.append(line)
+    return "\n".join(out) + "\n"
 
 
 def on_files(files: Files, config: MkDocsConfig) -> Files:
     docs_dir = os.path.abspath(config.docs_dir)
     repo_root = os.path.dirname(os.path.abspath(config.config_file_path))
+    front = files.get_file_from_path(FRONT_PAGE)
+    if front is not None:
+        front.content_string = readme_for_docs(Path(repo_root, "README.md").read_text())
     for page in list(files.documentation_pages()):
         for url in sorted(_link_targets(page.content_string)):
             parts = urlsplit(url)

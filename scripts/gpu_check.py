@@ -45,7 +45,7 @@ MAX_PROB_DIFF = {"fp32": 1e-3, "fp16": 5e-2, "bf16": 1e-1}
 
 def track(model, video, device: str, amp: str) -> tuple[list, list]:
     dtype = {"fp16": torch.float16, "bf16": torch.bfloat16}.get(amp, torch.float16)
-    predictor = VOSPredictor(
+    predictor = VOSPredictor.from_model(
         model, device=device, size=480, autocast=amp != "fp32", autocast_dtype=dtype
     )
     labels, probs = [], []

@@ -5,8 +5,8 @@
 Exports the model in fp32 and int8 for ONNX Runtime and for ExecuTorch (XNNPACK; the ``phone``
 extra), int8 calibrated as a user would: ``--calibration`` (by default the frames of one real
 training video, ``data/default/real/.../bikes-000``) plus the built-in generated and real clips
-of :func:`mobilevos.quantize.calibration_clips`. None of them is among the scored sets: the
-held-out procedural videos (other seeds) and the real test clips (other videos). Scores
+of :func:`mobilevos.formats.calibration.calibration_clips`. None of them is among the scored
+sets: the held-out procedural videos (other seeds) and the real test clips (other videos). Scores
 PyTorch and every export on both sets at the network size 288x512 (the procedural videos' own
 size; the real clips are fitted into it), and compares each int8 export's masks with its fp32
 export's frame by frame (mean IoU over objects). Speed is measured by ``mobilevos bench``;
@@ -24,11 +24,12 @@ import numpy as np
 import torch
 
 from mobilevos.checkpoint import DEFAULT_CHECKPOINT, load_model, read_checkpoint
-from mobilevos.engine.exported import open_exported
 from mobilevos.evaluate import run_eval
-from mobilevos.export import export_model, read_calibration_frames
+from mobilevos.formats.base import open_exported
+from mobilevos.formats.calibration import read_calibration_frames
+from mobilevos.formats.export import export_model
+from mobilevos.formats.verify import mask_iou
 from mobilevos.io import read_label_image
-from mobilevos.verify import mask_iou
 
 ROOT = Path(__file__).resolve().parents[1]
 SETS = {

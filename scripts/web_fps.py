@@ -6,7 +6,7 @@ Needs what ``make test-web`` installs (chromium, playwright, ``web/node_modules`
 export size (the shipped student, exported as ``mobilevos serve`` does, into its cache):
 
 * **Python**: :class:`~mobilevos.predictor.VOSPredictor` over
-  :class:`~mobilevos.engine.ort_engine.OrtEngine` (ONNX Runtime's default threads, and one),
+  :class:`~mobilevos.formats.onnx.OrtEngine` (ONNX Runtime's default threads, and one),
   per-frame step time;
 * **browser, model**: the page's ``web/js/vos.js`` in headless Chromium (onnxruntime-web, WASM,
   1 and 2 threads) on the same frames as raw bytes, per-frame step time, and its masks' IoU
@@ -44,10 +44,10 @@ from typing import Any
 
 import numpy as np
 
+from mobilevos.cli.common import parse_size
 from mobilevos.data.synth import SynthConfig, render_video
-from mobilevos.data.synth.dataset import parse_size
-from mobilevos.engine.ort_engine import OrtEngine
 from mobilevos.extras import BIG_BUCK_BUNNY, U2NETP
+from mobilevos.formats.onnx import OrtEngine
 from mobilevos.io import atomic_path, open_frames
 from mobilevos.predictor import VOSPredictor
 from mobilevos.serve import (
@@ -191,7 +191,7 @@ def main() -> None:
     chromium = os.environ.get("MOBILEVOS_CHROMIUM") or shutil.which("chromium")
     frames, first, description = load_clip(args.frames)
     height, width = frames.shape[1:3]
-    sizes = [parse_size(s) for s in args.sizes.split(",")]
+    sizes = [parse_size(s, "--sizes") for s in args.sizes.split(",")]
     record: dict[str, Any] = {
         "clip": description,
         "objects": sorted({int(v) for v in np.unique(first)} - {0}),

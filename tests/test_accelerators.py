@@ -35,7 +35,7 @@ def video():
 
 
 def track(model, video, device: str, amp: str | None = None) -> list[torch.Tensor]:
-    predictor = VOSPredictor(
+    predictor = VOSPredictor.from_model(
         model,
         device=device,
         size=96,
@@ -93,5 +93,7 @@ def test_cuda_training_with_amp_learns_and_saves_fp32_weights(tmp_path, amp):
     assert bool(scaler) == (amp == "fp16")  # only fp16 scales the loss
     mask = np.zeros((48, 64), dtype=np.uint8)
     mask[10:30, 10:30] = 1
-    labels = VOSPredictor(model, size=48).step(np.zeros((48, 64, 3), np.uint8), mask=mask)
+    labels = VOSPredictor.from_model(model, size=48).step(
+        np.zeros((48, 64, 3), np.uint8), mask=mask
+    )
     np.testing.assert_array_equal(labels, mask)

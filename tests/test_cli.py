@@ -29,11 +29,11 @@ from mobilevos.checkpoint import load_model, save_checkpoint
 from mobilevos.cli import main
 from mobilevos.config import available_presets, get_preset
 from mobilevos.data.synth import SynthConfig, render_video
-from mobilevos.engine.cached import CachedExportEngine
 from mobilevos.errors import CheckpointError, InputError
 from mobilevos.io import open_frames, read_label_image, write_palette_png, write_video
 from mobilevos.model.network import build_model
 from mobilevos.predictor import VOSPredictor
+from mobilevos.runtime import open_engine
 
 HEIGHT, WIDTH, NUM_FRAMES, SIZE = 72, 96, 8, 64
 FIRST_ID, SECOND_ID = 3, 7
@@ -127,9 +127,7 @@ def reference_labels(
 ) -> list[np.ndarray]:
     """The library's own frame-by-frame answer with the CLI's default engine (cached ONNX
     exports on the CPU) or with ``backend="torch"``: what the CLI must reproduce exactly."""
-    model = load_model(checkpoint)
-    network = model if backend == "torch" else CachedExportEngine(model)
-    predictor = VOSPredictor(network, device="cpu", size=SIZE)
+    predictor = VOSPredictor(open_engine(load_model(checkpoint), backend), size=SIZE)
     with open_frames(source) as frames:
         return [predictor.step(frame.image, mask=masks.get(frame.index)) for frame in frames]
 

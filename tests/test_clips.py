@@ -14,24 +14,19 @@ from PIL import Image
 
 from dataset_factory import make_davis, make_ytvos
 from mobilevos.data.augment import AugmentConfig, MotionConfig
-from mobilevos.data.clips import (
-    ArrayVideo,
-    ClipSample,
+from mobilevos.data.clips import ClipSample, SynthClipDataset, VideoClipDataset, collate_clips
+from mobilevos.data.davis import DavisDataset
+from mobilevos.data.sampling import (
     SkipSchedule,
-    SynthClipDataset,
-    VideoClipDataset,
     choose_objects,
-    collate_clips,
-    davis_videos,
     max_skip_schedule,
     relabel,
     sample_clip_indices,
-    ytvos_videos,
 )
-from mobilevos.data.davis import DavisDataset
 from mobilevos.data.static import StaticImageDataset, find_image_mask_pairs, read_static_mask
 from mobilevos.data.synth import SynthConfig, jpeg_roundtrip, render_video
 from mobilevos.data.training import DataConfig, DataSourceConfig, build_training_dataset
+from mobilevos.data.videos import ArrayVideo, davis_videos, ytvos_videos
 from mobilevos.data.ytvos import YouTubeVOSDataset
 from mobilevos.errors import ConfigError, DatasetError
 from mobilevos.io import write_palette_png

@@ -5,7 +5,6 @@ Ground-truth boxes on 30x40 frames (boundary radius 1) keep every expected numbe
 
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 
 import numpy as np
@@ -20,15 +19,15 @@ from dataset_factory import (
     write_label_folder,
     write_predictions,
 )
+from mobilevos.cli import main
 from mobilevos.errors import ConfigError, DatasetError
 from mobilevos.io import blend_labels
 from mobilevos.scoring import (
     DAVIS_GLOBAL_COLUMNS,
     DAVIS_SEQUENCE_COLUMNS,
-    add_score_arguments,
     format_davis_table,
     format_table,
-    score_command,
+    score,
     score_davis,
     score_ytvos,
     write_davis_csvs,
@@ -278,13 +277,17 @@ def test_cli_glue(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     gt = {"a": _two_boxes()}
     root = _layout(tmp_path, gt)
     write_predictions(tmp_path / "pred", gt)
-    parser = argparse.ArgumentParser()
-    add_score_arguments(parser)
-    argv = ["--dataset", "davis2017", "--root", str(root), "--pred", str(tmp_path / "pred")]
-    args = parser.parse_args([*argv, "--out", str(tmp_path / "out"), "--workers", "1"])
-    assert score_command(args) == 0
+    argv = [
+        "score",
+        "--dataset",
+        "davis2017",
+        "--root",
+        str(root),
+        "--pred",
+        str(tmp_path / "pred"),
+    ]
+    assert main([*argv, "--out", str(tmp_path / "out"), "--workers", "1"]) == 0
     assert "Global results for val" in capsys.readouterr().out
     assert (tmp_path / "out" / "per-sequence_results-val.csv").read_text().count("\n") == 3
-    yt = parser.parse_args(["--dataset", "ytvos2019", "--root", ".", "--pred", ".", "--out", "."])
     with pytest.raises(ConfigError, match="--gt-split"):
-        score_command(yt)
+        score("ytvos2019", ".", ".", ".")

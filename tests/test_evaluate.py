@@ -40,7 +40,7 @@ def reference(checkpoint: Path, folder: Path, masks: dict[int, np.ndarray]) -> l
     """The predictor run directly over the JPEG frames in ``folder``, with the engine that
     ``eval`` runs by default (cached ONNX exports)."""
     from mobilevos.checkpoint import load_model
-    from mobilevos.engine.cached import CachedExportEngine
+    from mobilevos.runtime import CachedExportEngine
 
     predictor = VOSPredictor(CachedExportEngine(load_model(checkpoint)), size=32)
     frames = [read_rgb(path) for path in sorted(folder.glob("*.jpg"))]

@@ -12,12 +12,12 @@ import torch
 
 from mobilevos.cli import main
 from mobilevos.data.synth import SynthConfig, render_video
-from mobilevos.engine.et_engine import ExecuTorchEngine
-from mobilevos.engine.exported import open_exported
 from mobilevos.errors import ExportError, InputError
-from mobilevos.export import export_model, export_onnx
-from mobilevos.manifest import VERBS, read_manifest
-from mobilevos.verify import compare_backends
+from mobilevos.formats.base import open_exported
+from mobilevos.formats.executorch import ExecuTorchEngine
+from mobilevos.formats.export import export_model, export_onnx
+from mobilevos.formats.manifest import VERBS, read_manifest
+from mobilevos.formats.verify import compare_backends
 from test_export import (
     SIZE,
     assert_matches_torch_with_an_object_entering_late,
@@ -77,8 +77,8 @@ def test_int8_quantizes_the_networks_and_keeps_the_readout_fp32(tiny_model, tmp_
     )
     from torchao.quantization.pt2e.quantize_pt2e import prepare_pt2e
 
-    from mobilevos.export import _SegmentGraph, graph_inputs
-    from mobilevos.pte import _in_quantized_module
+    from mobilevos.formats.executorch import in_quantized_module
+    from mobilevos.formats.graphs import SegmentGraph, graph_inputs
 
     model = tiny_model
     video = render_video(3, SynthConfig(*SIZE, num_frames=6))
@@ -92,10 +92,10 @@ def test_int8_quantizes_the_networks_and_keeps_the_readout_fp32(tiny_model, tmp_
     # What the quantizer observes in the segment program: the decoder's convolutions, never
     # the readout's matrix products and exponentials, which stay fp32.
     examples = graph_inputs(model, SIZE, 2, model.config.memory.capacity)["segment"]
-    module = _SegmentGraph(copy.deepcopy(model)).eval()
+    module = SegmentGraph(copy.deepcopy(model)).eval()
     captured = torch.export.export(module, tuple(examples.values())).module()
     quantizer = XNNPACKQuantizer().set_global(get_symmetric_quantization_config(True))
-    prepared = prepare_pt2e(captured, quantizer.set_filter_function(_in_quantized_module))
+    prepared = prepare_pt2e(captured, quantizer.set_filter_function(in_quantized_module))
     observed = {
         str(arg.target).split(".")[1]  # aten.<name>.<overload>
         for node in prepared.graph.nodes
@@ -125,7 +125,7 @@ def test_missing_runtime_names_the_extra(monkeypatch):
             raise ImportError(name)
         return real_import(name, *args, **kwargs)
 
-    from mobilevos.engine.et_engine import require_executorch
+    from mobilevos.formats.executorch import require_executorch
 
     monkeypatch.setattr(builtins, "__import__", no_executorch)
     with pytest.raises(InputError, match=r"executorch: not installed: pip install '\.\[phone\]'"):

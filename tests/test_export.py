@@ -12,14 +12,15 @@ import torch
 from mobilevos.cli import main
 from mobilevos.config import MemoryConfig, get_preset
 from mobilevos.data.synth import SynthConfig, render_video
-from mobilevos.engine.cached import CachedExportEngine
-from mobilevos.engine.ort_engine import OrtEngine
 from mobilevos.errors import ConfigError, ExportError, InputError
-from mobilevos.export import export_onnx, verify_export, weights_hash
-from mobilevos.manifest import VERBS, read_manifest
+from mobilevos.formats.export import export_onnx
+from mobilevos.formats.graphs import weights_hash
+from mobilevos.formats.manifest import VERBS, read_manifest
+from mobilevos.formats.onnx import OrtEngine
+from mobilevos.formats.verify import compare_backends, verify_export
 from mobilevos.model.network import build_model
 from mobilevos.predictor import VOSPredictor
-from mobilevos.verify import compare_backends
+from mobilevos.runtime import CachedExportEngine, open_engine
 
 SIZE = (64, 96)
 
@@ -88,7 +89,7 @@ def assert_matches_torch_with_an_object_entering_late(
     """``engine``'s session follows the PyTorch model's frame by frame on a clip whose second
     object is given on frame 3: same objects, probabilities to 1e-4, labels away from ties."""
     frames, masks = late_entry_clip()
-    torch_run = VOSPredictor(copy.deepcopy(model), size=None, memory=memory)
+    torch_run = VOSPredictor.from_model(copy.deepcopy(model), size=None, memory=memory)
     engine_run = VOSPredictor(engine, size=None, memory=memory)
     for t, frame in enumerate(frames):
         a = torch_run.step(frame, mask=masks.get(t))
@@ -132,15 +133,15 @@ def test_cached_export_engine_matches_torch_and_exports_once_per_object_count(
 def test_cached_export_engine_keeps_pytorch_when_an_export_fails(
     model, tmp_path, capsys, monkeypatch
 ):
-    import mobilevos.export
+    import mobilevos.runtime.cache
 
     def refuse(*args, **kwargs):
         raise ExportError("cannot trace this model")
 
-    monkeypatch.setattr(mobilevos.export, "export_onnx", refuse)
+    monkeypatch.setattr(mobilevos.runtime.cache, "export_model", refuse)
     engine = CachedExportEngine(copy.deepcopy(model), cache=tmp_path)
     frames, masks = late_entry_clip()
-    torch_run = VOSPredictor(copy.deepcopy(model), size=None, channels_last=False)
+    torch_run = VOSPredictor.from_model(copy.deepcopy(model), size=None, channels_last=False)
     engine_run = VOSPredictor(engine, size=None)
     for t, frame in enumerate(frames):
         want = torch_run.step(frame, mask=masks.get(t))
@@ -148,6 +149,42 @@ def test_cached_export_engine_keeps_pytorch_when_an_export_fails(
     assert engine.backend == "torch"
     err = capsys.readouterr().err
     assert err.count("running PyTorch instead: cannot trace this model") == 1, err
+
+
+def test_a_cache_folder_that_cannot_be_made_is_one_line_and_a_temporary_folder(
+    tiny_model, tmp_path, capsys, monkeypatch
+):
+    """XDG_CACHE_HOME under a file (as a missing or read-only place in a container): the
+    default engine says so once and exports into a temporary folder instead of failing."""
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(blocker / "cache"))
+    engine = open_engine(copy.deepcopy(tiny_model))
+    assert_matches_torch_with_an_object_entering_late(tiny_model, engine)
+    assert engine.backend == "onnx"
+    assert blocker.parent not in engine.cache.parents
+    err = capsys.readouterr().err
+    assert err.count(f"cannot write the cache folder {blocker / 'cache' / 'mobilevos'}") == 1, err
+    assert "Traceback" not in err
+
+
+def test_a_damaged_cache_entry_is_exported_again(tiny_model, tmp_path, capsys):
+    """A truncated program in the cache is rebuilt, not a reason to run PyTorch for good."""
+    assert_matches_torch_with_an_object_entering_late(
+        tiny_model, CachedExportEngine(copy.deepcopy(tiny_model), cache=tmp_path)
+    )
+    programs = sorted(tmp_path.glob("*/encode_query.onnx"))
+    assert len(programs) == 2  # one object, then two
+    whole = programs[0].read_bytes()
+    programs[0].write_bytes(whole[: len(whole) // 3])
+    capsys.readouterr()
+    engine = CachedExportEngine(copy.deepcopy(tiny_model), cache=tmp_path)
+    assert_matches_torch_with_an_object_entering_late(tiny_model, engine)
+    assert engine.backend == "onnx"
+    err = capsys.readouterr().err
+    assert err.count("the cached export is damaged") == 1, err
+    assert "running PyTorch instead" not in err
+    assert programs[0].read_bytes() == whole  # exported again, the same graph
 
 
 def test_int8_export_quantizes_convolutions_only_and_stays_close(model, tmp_path):
@@ -204,8 +241,6 @@ def test_engine_limits_are_enforced(exported):
     engine = OrtEngine(exported[0])
     with pytest.raises(ConfigError, match="exported for 2 memory slots"):
         VOSPredictor(engine, memory=MemoryConfig(pinned=2, recent=1))
-    with pytest.raises(ConfigError, match="belong to the engine"):
-        VOSPredictor(engine, channels_last=True)
     predictor = VOSPredictor(engine, size=None)
     three = np.zeros(SIZE, dtype=np.uint8)
     three[:10, :10], three[20:30, :10], three[40:50, :10] = 1, 2, 3
@@ -242,7 +277,12 @@ def test_cli_export_segment_and_errors(tmp_path, capsys):
 
 def test_int8_calibration_takes_the_users_frames_and_the_built_in_clips(model, tmp_path):
     from mobilevos.extras import BIG_BUCK_BUNNY
-    from mobilevos.quantize import GENERATED_FRAMES, REAL_FRAMES, calibration_clips, record_inputs
+    from mobilevos.formats.calibration import (
+        GENERATED_FRAMES,
+        REAL_FRAMES,
+        calibration_clips,
+        record_inputs,
+    )
 
     export_onnx(copy.deepcopy(model), tmp_path / "graphs", SIZE, 2, verify=False)
     frames = [

@@ -3,10 +3,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mobilevos.bench.costs import count_flops, preset_flops
 from mobilevos.config import PAPER_PARAMETERS, ModelConfig, get_preset
+from mobilevos.costs import count_flops, count_parameters, preset_flops
 from mobilevos.engine import ClipModel
-from mobilevos.info import count_parameters
 from mobilevos.model.decoder import aggregate
 from mobilevos.model.network import MobileVOS
 

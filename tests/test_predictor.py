@@ -36,7 +36,7 @@ def test_training_unroll_equals_streaming_step(model_name, shape, size, memory, 
     labels = np.zeros(shape, dtype=np.uint8)
     labels[h // 8 : h // 2, w // 8 : w // 2] = 3
     labels[h // 2 + 2 :, w // 2 :] = 7
-    predictor = VOSPredictor(tiny_model, size=size, memory=memory)
+    predictor = VOSPredictor.from_model(tiny_model, size=size, memory=memory)
     streamed = []
     for t, frame in enumerate(frames):
         predictor.step(frame, mask=labels if t == 0 else None)
@@ -58,7 +58,10 @@ def test_training_unroll_equals_streaming_step(model_name, shape, size, memory, 
 
 def test_uint8_and_float_frames_give_the_same_result(tiny_model, two_object_mask):
     frames = random_frames(3, 64, 96)
-    a, b = VOSPredictor(tiny_model, size=64), VOSPredictor(tiny_model, size=64)
+    a, b = (
+        VOSPredictor.from_model(tiny_model, size=64),
+        VOSPredictor.from_model(tiny_model, size=64),
+    )
     for t, frame in enumerate(frames):
         mask = two_object_mask if t == 0 else None
         la = a.step(frame, mask=mask)
@@ -72,7 +75,7 @@ def test_output_has_input_size_and_callers_ids(tiny_model, size):
     mask = np.zeros(size, dtype=np.uint8)
     mask[: h // 3, : w // 3] = 3
     mask[h // 2 :, w // 2 :] = 7
-    predictor = VOSPredictor(tiny_model, size=48)
+    predictor = VOSPredictor.from_model(tiny_model, size=48)
     for t, frame in enumerate(random_frames(3, h, w)):
         labels = predictor.step(frame, mask=mask if t == 0 else None)
         assert labels.shape == size and labels.dtype == np.uint8
@@ -87,7 +90,7 @@ def test_given_mask_is_reproduced_and_void_is_ignored(tiny_model):
     mask = np.zeros((64, 96), dtype=np.uint8)
     mask[10:20, 10:20] = 5
     mask[0:4] = 255  # void rows: not an object, not background
-    predictor = VOSPredictor(tiny_model, size=64)
+    predictor = VOSPredictor.from_model(tiny_model, size=64)
     labels = predictor.step(random_frames(1, 64, 96)[0], mask=mask)
     assert predictor.object_ids == [5]
     np.testing.assert_array_equal(labels[4:], mask[4:])
@@ -99,7 +102,9 @@ def test_objects_added_mid_video_and_removed(tiny_model, two_object_mask):
     first = np.where(two_object_mask == 3, 3, 0).astype(np.uint8)
     later = np.zeros_like(first)
     later[40:60, 60:90] = 7
-    predictor = VOSPredictor(tiny_model, size=64, memory=MemoryConfig(pinned=2, recent=1))
+    predictor = VOSPredictor.from_model(
+        tiny_model, size=64, memory=MemoryConfig(pinned=2, recent=1)
+    )
     predictor.step(frames[0], mask=first)
     predictor.step(frames[1])
     assert predictor.object_ids == [3]
@@ -121,7 +126,10 @@ def test_objects_added_mid_video_and_removed(tiny_model, two_object_mask):
 
 def test_later_mask_without_objects_is_an_ordinary_frame(tiny_model, two_object_mask):
     frames = random_frames(3, 64, 96)
-    a, b = VOSPredictor(tiny_model, size=64), VOSPredictor(tiny_model, size=64)
+    a, b = (
+        VOSPredictor.from_model(tiny_model, size=64),
+        VOSPredictor.from_model(tiny_model, size=64),
+    )
     empty = np.zeros_like(two_object_mask)
     for t, frame in enumerate(frames):
         first = two_object_mask if t == 0 else None
@@ -132,7 +140,7 @@ def test_later_mask_without_objects_is_an_ordinary_frame(tiny_model, two_object_
 
 
 def test_memory_bytes_constant_over_1000_frames(tiny_model):
-    predictor = VOSPredictor(tiny_model, size=32)
+    predictor = VOSPredictor.from_model(tiny_model, size=32)
     frame = random_frames(1, 32, 48)[0]
     mask = np.zeros((32, 48), dtype=np.uint8)
     mask[8:20, 8:30] = 1
@@ -147,7 +155,7 @@ def test_memory_bytes_constant_over_1000_frames(tiny_model):
 
 
 def test_first_frame_without_mask_or_object_is_an_error(tiny_model):
-    predictor = VOSPredictor(tiny_model, size=32)
+    predictor = VOSPredictor.from_model(tiny_model, size=32)
     frame = random_frames(1, 32, 48)[0]
     with pytest.raises(InputError, match="needs a mask"):
         predictor.step(frame)
@@ -168,9 +176,14 @@ def test_frame_geometry_resizes_short_side_and_pads_to_stride():
 def test_unavailable_device_is_a_config_error(tiny_model):
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="CUDA is not available"):
-            VOSPredictor(tiny_model, device="cuda")
+            VOSPredictor.from_model(tiny_model, device="cuda")
     with pytest.raises(ConfigError):
-        VOSPredictor(tiny_model, device="tpu")
+        VOSPredictor.from_model(tiny_model, device="tpu")
+
+
+def test_a_model_is_not_an_engine(tiny_model):
+    with pytest.raises(ConfigError, match=r"VOSPredictor\.from_model\(model"):
+        VOSPredictor(tiny_model)
 
 
 def test_channels_last_engine_matches_contiguous(two_object_mask):
@@ -179,8 +192,8 @@ def test_channels_last_engine_matches_contiguous(two_object_mask):
 
     torch.manual_seed(0)
     model = build_model(get_preset("mobilevos-tiny"))
-    plain = VOSPredictor(copy.deepcopy(model), size=64, channels_last=False)
-    fast = VOSPredictor(copy.deepcopy(model), size=64, channels_last=True)
+    plain = VOSPredictor.from_model(copy.deepcopy(model), size=64, channels_last=False)
+    fast = VOSPredictor.from_model(copy.deepcopy(model), size=64, channels_last=True)
     weight = fast.engine.model.query_encoder.key_proj.weight
     assert weight.is_contiguous(memory_format=torch.channels_last) and not weight.is_contiguous()
     for t, frame in enumerate(random_frames(4, 64, 96)):
@@ -198,7 +211,7 @@ def test_training_unroll_equals_streaming_with_an_object_entering_mid_clip(tiny_
     labels[4:18, 5:25] = 3
     later = np.zeros_like(labels)
     later[20:34, 28:50] = 7
-    predictor = VOSPredictor(tiny_model, size=40, memory=memory)
+    predictor = VOSPredictor.from_model(tiny_model, size=40, memory=memory)
     streamed = []
     for t, frame in enumerate(frames):
         predictor.step(frame, mask={0: labels, 2: later}.get(t))

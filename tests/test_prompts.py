@@ -227,7 +227,7 @@ def test_a_correction_at_frame_t_changes_frames_from_t_on_only(tiny_model, tmp_p
     write_palette_png(corrected / f"{t:05d}.png", fix)
     outputs = {}
     for name, masks in (("plain", plain), ("corrected", corrected)):
-        predictor = VOSPredictor(tiny_model, size=64)
+        predictor = VOSPredictor.from_model(tiny_model, size=64)
         segment_video(predictor, source, masks, tmp_path / f"out-{name}", progress=False)
         outputs[name] = [
             read_label_image(tmp_path / f"out-{name}" / f"{i:05d}.png") for i in range(8)

@@ -16,7 +16,7 @@ def test_readme_python_api_round_trip(tmp_path):
     model = mv.load_model("mobilevos-tiny")
     mv.save_checkpoint(model, tmp_path / "copy.ckpt")
     model = mv.load_model(tmp_path / "copy.ckpt")
-    predictor = mv.VOSPredictor(model, device="cpu", size=32)
+    predictor = mv.VOSPredictor.from_model(model, device="cpu", size=32)
     first_mask = np.zeros((40, 60), dtype=np.uint8)
     first_mask[5:20, 5:30] = 3
     frames = np.random.default_rng(0).integers(0, 256, (4, 40, 60, 3), dtype=np.uint8)

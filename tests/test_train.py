@@ -135,7 +135,9 @@ def test_trained_checkpoint_loads_for_inference(tmp_path):
         assert torch.equal(model.state_dict()[key], value.cpu()), key
     mask = np.zeros((48, 64), dtype=np.uint8)
     mask[10:30, 10:30] = 1
-    labels = VOSPredictor(model, size=48).step(np.zeros((48, 64, 3), np.uint8), mask=mask)
+    labels = VOSPredictor.from_model(model, size=48).step(
+        np.zeros((48, 64, 3), np.uint8), mask=mask
+    )
     np.testing.assert_array_equal(labels, mask)
 
 

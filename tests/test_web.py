@@ -36,9 +36,9 @@ from scipy import ndimage
 
 from mobilevos.checkpoint import DEFAULT_PRESET, load_model, trained_presets
 from mobilevos.data.synth import SynthConfig, render_video
-from mobilevos.engine.ort_engine import OrtEngine
-from mobilevos.export import export_onnx
 from mobilevos.extras import U2NETP
+from mobilevos.formats.export import export_onnx
+from mobilevos.formats.onnx import OrtEngine
 from mobilevos.io import DAVIS_PALETTE, write_video
 from mobilevos.predictor import VOSPredictor
 from mobilevos.serve import ORT_DIST, Sample, WebServer, build_site

@@ -4,7 +4,7 @@ Public API::
 
     import mobilevos as mv
     model = mv.load_model("model.ckpt")          # or a preset name: mv.load_model("mobilevos-mbv2")
-    predictor = mv.VOSPredictor(model, device="cpu")
+    predictor = mv.VOSPredictor.from_model(model, device="cpu")
     labels = predictor.step(frame, mask=first_mask)
 
     segmenter = mv.PromptSegmenter()             # no mask file? a box or a click instead
@@ -14,13 +14,14 @@ Public API::
     predictor = mv.VOSPredictor(mv.OrtEngine("graphs/"))       # the same session on ONNX Runtime
     mv.export_model(model, "phone/", format="executorch")      # ExecuTorch (XNNPACK), for apps
     predictor = mv.VOSPredictor(mv.ExecuTorchEngine("phone/"))
-    predictor = mv.VOSPredictor(mv.CachedExportEngine(model))  # ONNX Runtime, exported on first use
+    predictor = mv.VOSPredictor(mv.open_engine(model))         # the fastest runtime that loads
 
 The method follows Miles et al., "MobileVOS: Real-Time Video Object Segmentation - Contrastive
 Learning meets Knowledge Distillation", CVPR 2023 (arXiv:2303.07815).
 
 Names are imported lazily so that ``import mobilevos`` (and commands such as ``mobilevos score``
-that need no network) do not pay for importing torch.
+that need no network) do not pay for importing torch. ``__version__`` too is read on first use,
+from the installed package's metadata (:mod:`mobilevos.version`).
 """
 
 from __future__ import annotations
@@ -28,9 +29,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
-
 _EXPORTS = {
+    "__version__": "mobilevos.version",
     "load_model": "mobilevos.checkpoint",
     "save_checkpoint": "mobilevos.checkpoint",
     "MemoryConfig": "mobilevos.config",
@@ -42,11 +42,12 @@ _EXPORTS = {
     "build_model": "mobilevos.model.network",
     "VOSPredictor": "mobilevos.predictor",
     "TorchEngine": "mobilevos.engine",
-    "CachedExportEngine": "mobilevos.engine.cached",
-    "OrtEngine": "mobilevos.engine.ort_engine",
-    "ExecuTorchEngine": "mobilevos.engine.et_engine",
-    "export_onnx": "mobilevos.export",
-    "export_model": "mobilevos.export",
+    "open_engine": "mobilevos.runtime",
+    "CachedExportEngine": "mobilevos.runtime",
+    "OrtEngine": "mobilevos.formats.onnx",
+    "ExecuTorchEngine": "mobilevos.formats.executorch",
+    "export_onnx": "mobilevos.formats.export",
+    "export_model": "mobilevos.formats.export",
     "Box": "mobilevos.prompts",
     "Click": "mobilevos.prompts",
     "PromptSegmenter": "mobilevos.prompts",
@@ -72,6 +73,7 @@ __all__ = [
     "export_onnx",
     "get_preset",
     "load_model",
+    "open_engine",
     "save_checkpoint",
 ]
 
@@ -79,14 +81,15 @@ if TYPE_CHECKING:
     from mobilevos.checkpoint import load_model, save_checkpoint
     from mobilevos.config import MemoryConfig, ModelConfig, available_presets, get_preset
     from mobilevos.engine import TorchEngine
-    from mobilevos.engine.cached import CachedExportEngine
-    from mobilevos.engine.et_engine import ExecuTorchEngine
-    from mobilevos.engine.ort_engine import OrtEngine
     from mobilevos.errors import MobileVOSError
-    from mobilevos.export import export_model, export_onnx
+    from mobilevos.formats.executorch import ExecuTorchEngine
+    from mobilevos.formats.export import export_model, export_onnx
+    from mobilevos.formats.onnx import OrtEngine
     from mobilevos.model.network import MobileVOS, build_model
     from mobilevos.predictor import VOSPredictor
     from mobilevos.prompts import Box, Click, PromptSegmenter
+    from mobilevos.runtime import CachedExportEngine, open_engine
+    from mobilevos.version import __version__
 
 
 def __getattr__(name: str) -> Any:

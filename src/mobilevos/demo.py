@@ -37,6 +37,7 @@ from mobilevos.io import (
 )
 from mobilevos.model.network import MobileVOS, build_model
 from mobilevos.predictor import VOSPredictor
+from mobilevos.runtime import open_engine
 from mobilevos.segment import SegmentResult, segment_video
 
 DEMO_PRESET = "mobilevos-mbv2-lite"
@@ -65,7 +66,7 @@ def run_demo(out: str | Path, device: str = "cpu") -> SegmentResult:
             file=sys.stderr,
         )
         clip, mask = _write_generated_clip(out)
-    predictor = VOSPredictor(model, device=device, size=SIZE)
+    predictor = VOSPredictor(open_engine(model, "torch", device=device), size=SIZE)
     result = segment_video(predictor, clip, mask, out / "masks", out / "overlay.mp4")
     sheet = out / "contact-sheet.png"
     _write_sheet(clip, result, sheet)

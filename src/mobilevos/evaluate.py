@@ -13,9 +13,7 @@ predicts its share of the sequences and rank 0 scores.
 
 from __future__ import annotations
 
-import argparse
 import logging
-import sys
 import zipfile
 from collections.abc import Sequence
 from pathlib import Path
@@ -33,10 +31,10 @@ from mobilevos.errors import ConfigError
 from mobilevos.io import atomic_dir, atomic_path, write_palette_png
 from mobilevos.model.network import MobileVOS
 from mobilevos.predictor import VOSPredictor
+from mobilevos.runtime import open_engine
+from mobilevos.scoring import DATASETS, DavisResult, score_davis, write_davis_csvs, write_report
 
 log = logging.getLogger(__name__)
-
-DATASETS = ("davis2016", "davis2017", "ytvos2018", "ytvos2019")
 
 
 def predict_davis(
@@ -117,20 +115,18 @@ def run_eval(
 ):
     """Predict (this rank's share of) a benchmark split, then score or package on rank 0.
 
-    ``model`` is a network (run by PyTorch on ``device``) or an engine such as an
-    :class:`~mobilevos.engine.ort_engine.OrtEngine` (``mobilevos eval --backend onnx``).
+    ``model`` is a network (run by PyTorch on ``device``, this rank's under torchrun) or an
+    engine (:func:`~mobilevos.runtime.open_engine`).
 
     Returns the DAVIS result (rank 0), the submission zip path (YouTube-VOS, rank 0), or None.
     """
-    from mobilevos.scoring import score_davis
-
     if dataset not in DATASETS:
         raise ConfigError(f"unknown dataset {dataset!r}; choose one of {', '.join(DATASETS)}")
     context = context or DistributedContext()
     out_dir = Path(out_dir)
-    predictor = VOSPredictor(
-        model, device=context.device(resolve_device(device)), size=size, memory=memory
-    )
+    if isinstance(model, MobileVOS):
+        model = open_engine(model, "torch", device=context.device(resolve_device(device)))
+    predictor = VOSPredictor(model, size=size, memory=memory)
     if dataset.startswith("davis"):
         data = DavisDataset(root, int(dataset[-4:]), split)
         names = list(sequences) if sequences is not None else data.sequences
@@ -146,59 +142,46 @@ def run_eval(
     return write_submission_zip(out_dir) if context.is_main else None
 
 
-def add_eval_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--dataset", required=True, choices=DATASETS)
-    parser.add_argument("--root", required=True, type=Path, help="dataset root folder")
-    parser.add_argument("--split", default=None, help="default: val (DAVIS), valid (YouTube-VOS)")
-    parser.add_argument("--out", required=True, type=Path, help="output folder")
-    parser.add_argument("--size", type=int, default=480, help="short side the network sees")
-    parser.add_argument("--sequences", default=None, help="comma-separated subset")
-    parser.add_argument("--workers", type=int, default=None, help="scoring processes")
-    parser.add_argument("--report", action="store_true", help="DAVIS: also write charts/strips")
-    parser.add_argument(
-        "--pinned",
-        type=int,
-        default=None,
-        help="override the memory's pinned slots (e.g. 2 for YouTube-VOS)",
-    )
+def evaluate(
+    source: MobileVOS | str | Path,
+    dataset: str,
+    root: str | Path,
+    out_dir: str | Path,
+    *,
+    split: str | None = None,
+    backend: str = "auto",
+    device: str = "cpu",
+    size: int | None = 480,
+    sequences: Sequence[str] | None = None,
+    pinned: int | None = None,
+    workers: int | None = None,
+    report: bool = False,
+) -> DavisResult | Path | None:
+    """``mobilevos eval``: run ``source`` (a model, or an exported folder) under ``backend``
+    over a benchmark split, alone or as one rank of a torchrun, and score it.
 
-
-def eval_command(args: argparse.Namespace, model: MobileVOS | FrameEngine) -> int:
-    """``mobilevos eval`` after the CLI has loaded the model."""
-    from mobilevos.scoring import format_davis_table, write_davis_csvs, write_report
-
-    split = args.split or ("val" if args.dataset.startswith("davis") else "valid")
-    subset = None if args.sequences is None else [s for s in args.sequences.split(",") if s]
-    memory = None
-    if args.pinned is not None:
-        base = model.config.memory if isinstance(model, MobileVOS) else model.memory
-        memory = MemoryConfig(args.pinned, base.recent, base.write_every)
-    context = init_distributed(resolve_device(args.device))
+    ``split``: default ``val`` (DAVIS) or ``valid`` (YouTube-VOS); ``pinned``: the memory's
+    pinned slots (e.g. 2 for YouTube-VOS, whose objects enter late); ``report``: DAVIS charts
+    and strips beside the CSVs. Returns what :func:`run_eval` returns, after rank 0 has
+    written the DAVIS CSVs (and report).
+    """
+    split = split or ("val" if dataset.startswith("davis") else "valid")
+    context = init_distributed(resolve_device(device))
     try:
+        engine = open_engine(source, backend, device=context.device(resolve_device(device)))
+        memory = None
+        if pinned is not None:
+            memory = MemoryConfig(pinned, engine.memory.recent, engine.memory.write_every)
         result = run_eval(
-            model,
-            args.dataset,
-            args.root,
-            split,
-            args.out,
-            args.device,
-            args.size,
-            subset,
-            memory,
-            args.workers,
-            context,
-        )
+            engine, dataset, root, split, out_dir, size=size, sequences=sequences,
+            memory=memory, workers=workers, context=context,
+        )  # fmt: skip
     finally:
         shutdown_distributed()
-    if result is None:
-        return 0
-    if isinstance(result, Path):
-        print(f"wrote {args.out / 'Annotations'} and {result}")
-        return 0
-    written = write_davis_csvs(result, args.out)
-    if args.report:
-        written = (*written, *write_report(result, args.out))
-    sys.stdout.write(format_davis_table(result))
-    for path in written:
-        log.info("wrote %s", path)
-    return 0
+    if isinstance(result, DavisResult):
+        written = write_davis_csvs(result, out_dir)
+        if report:
+            written = (*written, *write_report(result, out_dir))
+        for path in written:
+            log.info("wrote %s", path)
+    return result

@@ -29,7 +29,7 @@ def output_fingerprint(model: MobileVOS) -> list[list[float]]:
     decimals, from the streaming predictor on the CPU at the clip's own size.
     """
     video = render_video(CLIP_SEED, CLIP)
-    predictor = VOSPredictor(model, device="cpu", size=None)
+    predictor = VOSPredictor.from_model(model, device="cpu", size=None)
     rows = []
     for t, frame in enumerate(video.frames):
         predictor.step(frame, mask=video.labels[0] if t == 0 else None)

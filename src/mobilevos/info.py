@@ -11,15 +11,12 @@ import torch
 
 from mobilevos.checkpoint import DEFAULT_CHECKPOINT, read_checkpoint, trained_presets
 from mobilevos.config import PAPER_PARAMETERS, available_presets, get_preset
+from mobilevos.costs import count_parameters, preset_flops
 from mobilevos.device import resolve_device, synchronize
 from mobilevos.engine import TorchEngine, segment_memory
 from mobilevos.memory import MemoryBank
 from mobilevos.model.encoders import ValueEncoder
 from mobilevos.model.network import MobileVOS, build_model
-
-
-def count_parameters(module: torch.nn.Module) -> int:
-    return sum(p.numel() for p in module.parameters())
 
 
 def parameter_breakdown(model: MobileVOS) -> dict[str, int]:
@@ -47,8 +44,6 @@ FLOP_SIZE = (480, 864)
 def preset_table() -> str:
     """Every preset: parameters (and the paper's), FLOPs of a frame with one object and of each
     further object at :data:`FLOP_SIZE`, memory, and whether trained weights ship."""
-    from mobilevos.bench.costs import preset_flops
-
     trained = set(trained_presets())
     lines = [
         f"{'preset':<22}{'parameters':>12}{'paper':>8}{'GFLOP':>8}{'+object':>9}  "

@@ -1,17 +1,17 @@
 """Streaming inference: one frame in, one label map out, with a memory that never grows.
 
-    predictor = VOSPredictor(model, device="cpu")
+    predictor = VOSPredictor.from_model(model, device="cpu")
     for t, frame in enumerate(frames):
         labels = predictor.step(frame, mask=first_mask if t == 0 else None)
 
 The predictor is the session: it owns all per-video state (the object ids, the caller's, e.g.
 3 and 7; the frame geometry; the masks the user gives; the
 :class:`~mobilevos.memory.MemoryBank` and its write policy; the frame counter). The network runs
-behind a :class:`~mobilevos.engine.FrameEngine`: PyTorch (:class:`~mobilevos.engine.TorchEngine`,
-built from a model) or the exported ONNX graphs (:class:`~mobilevos.engine.ort_engine.OrtEngine`);
-nothing else differs. Frames of any size are resized so their short side is ``size`` (480 by
-default, the DAVIS convention), padded to the network stride, and results are returned at the
-input size.
+behind a :class:`~mobilevos.engine.FrameEngine`: PyTorch (:class:`~mobilevos.engine.TorchEngine`)
+or an exported format's engine (:mod:`mobilevos.formats`), as
+:func:`mobilevos.runtime.open_engine` builds them; nothing else differs. Frames of any size
+are resized so their short side is ``size`` (480 by default, the DAVIS convention), padded to
+the network stride, and results are returned at the input size.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mobilevos.config import MemoryConfig
-from mobilevos.device import resolve_device, synchronize
+from mobilevos.device import synchronize
 from mobilevos.engine import FrameEngine, TorchEngine, segment_memory
 from mobilevos.errors import ConfigError, InputError
 from mobilevos.given import impose_masks
@@ -96,46 +96,27 @@ class VOSPredictor:
     """Segment the objects of one video, frame by frame.
 
     Args:
-        model: a :class:`~mobilevos.model.network.MobileVOS` (put in eval mode and moved to
-            ``device``; run by a :class:`~mobilevos.engine.TorchEngine`), or a ready engine
-            such as :class:`~mobilevos.engine.ort_engine.OrtEngine` (then ``device``,
-            ``autocast`` and ``channels_last`` stay at their defaults: the engine has its own).
-        device: "cpu", "cuda", "cuda:1", "mps", ...
+        engine: what runs the network's verbs (:class:`~mobilevos.engine.FrameEngine`):
+            :func:`mobilevos.runtime.open_engine` builds one for a model or an exported folder;
+            :meth:`from_model` is the shortcut for PyTorch.
         size: short side of the network input (None keeps the input size). Engines with a
             fixed input size (exported graphs) fit every frame into that size instead.
         memory: override the network's memory policy (e.g. more pinned slots for videos whose
             objects enter late).
-        autocast: run the networks under autocast (CUDA only; the readout stays fp32).
-        autocast_dtype: torch.float16 or torch.bfloat16.
-        channels_last: channels-last weights and images (None: on the CPU only, where oneDNN
-            runs it faster).
     """
 
     def __init__(
-        self,
-        model: MobileVOS | FrameEngine,
-        device: str | torch.device = "cpu",
-        size: int | None = 480,
-        memory: MemoryConfig | None = None,
-        autocast: bool = False,
-        autocast_dtype: torch.dtype = torch.float16,
-        channels_last: bool | None = None,
+        self, engine: FrameEngine, size: int | None = 480, memory: MemoryConfig | None = None
     ) -> None:
+        if isinstance(engine, MobileVOS):
+            raise ConfigError(
+                "VOSPredictor takes an engine: VOSPredictor.from_model(model, device=...) runs "
+                "a model under PyTorch, VOSPredictor(mobilevos.open_engine(model)) on the "
+                "fastest backend"
+            )
         if size is not None and size < STRIDE:
             raise ConfigError(f"size must be at least {STRIDE}, got {size}")
-        if isinstance(model, MobileVOS):
-            dev = resolve_device(device)
-            if autocast and dev.type != "cuda":
-                raise ConfigError("autocast is supported on CUDA only")
-            if channels_last is None:
-                channels_last = dev.type == "cpu"
-            self.engine: FrameEngine = TorchEngine(
-                model.eval().to(dev), autocast_dtype if autocast else None, channels_last
-            )
-        else:
-            if autocast or channels_last or str(device) != "cpu":
-                raise ConfigError("device, autocast and channels_last belong to the engine")
-            self.engine = model
+        self.engine = engine
         self.device = self.engine.device
         self.size = size
         self.memory_config = memory or self.engine.memory
@@ -143,6 +124,24 @@ class VOSPredictor:
         self.stage_seconds: dict[str, float] = {}
         self.timing = False
         self.reset()
+
+    @classmethod
+    def from_model(
+        cls,
+        model: MobileVOS,
+        device: str | torch.device = "cpu",
+        size: int | None = 480,
+        memory: MemoryConfig | None = None,
+        autocast: bool = False,
+        autocast_dtype: torch.dtype = torch.float16,
+        channels_last: bool | None = None,
+    ) -> VOSPredictor:
+        """A session that runs ``model`` under PyTorch (:meth:`TorchEngine.for_inference
+        <mobilevos.engine.TorchEngine.for_inference>`: the model is put in eval mode and moved
+        to ``device``; ``autocast`` on CUDA only, the readout staying fp32; ``channels_last``
+        None takes it on the CPU only, where oneDNN runs it faster)."""
+        engine = TorchEngine.for_inference(model, device, autocast, autocast_dtype, channels_last)
+        return cls(engine, size=size, memory=memory)
 
     @property
     def timing(self) -> bool:

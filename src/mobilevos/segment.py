@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from mobilevos.errors import InputError
+from mobilevos.errors import ConfigError, InputError
 from mobilevos.io import (
     VOID_LABEL,
     Frame,
@@ -48,6 +48,63 @@ class SegmentResult:
     objects: list[int]
     out_dir: Path
     overlay: Path | None
+
+
+@dataclass(frozen=True)
+class SegmentJob:
+    """What ``mobilevos segment`` is asked to do: a video, what marks its objects (a mask file
+    or folder, box and click prompts) and where the results go.
+
+    Without ``out_dir`` the job only checks prompts: it makes the first prompted frame's label
+    map (``prompt_mask``) and/or its picture (``preview``) without segmenting the video.
+    :meth:`check` refuses a contradictory or unsafe job before any model is loaded.
+    """
+
+    source: Path
+    masks: Path | None = None
+    out_dir: Path | None = None
+    overlay: Path | None = None
+    prompts: tuple[Prompt, ...] = ()
+    prompt_mask: Path | None = None
+    preview: Path | None = None
+
+    @property
+    def tracks(self) -> bool:
+        """Whether the job segments the video (else it only checks prompts)."""
+        return self.out_dir is not None
+
+    def check(self) -> None:
+        """Everything that can be checked before a model is loaded: the options' combination,
+        the paths (:func:`check_paths`), the frames' and masks' files, and the prompts against
+        the frames."""
+        if self.masks is None and not self.prompts:
+            raise ConfigError("give the objects: --mask PNG, or --box / --click prompts")
+        if self.out_dir is None:
+            if not self.prompts or (self.prompt_mask is None and self.preview is None):
+                raise ConfigError(
+                    "give --out DIR, or (to check prompts without segmenting) --box/--click "
+                    "with --save-prompt-mask PNG and/or --preview PNG"
+                )
+            if self.overlay is not None:
+                raise ConfigError("--overlay needs --out")
+        if (self.prompt_mask or self.preview) and not self.prompts:
+            raise ConfigError(
+                "--save-prompt-mask and --preview show prompts: give --box or --click"
+            )
+        for option, path, suffixes in (
+            ("--save-prompt-mask", self.prompt_mask, (".png",)),
+            ("--preview", self.preview, (".png", ".jpg", ".jpeg")),
+        ):
+            if path is not None and path.suffix.lower() not in suffixes:
+                raise InputError(path, f"{option} writes {' or '.join(suffixes)} files")
+        check_paths(
+            self.source, self.masks, self.out_dir, self.overlay, (self.prompt_mask, self.preview)
+        )
+        with open_frames(self.source) as frames:
+            size, num_frames = frames.size, frames.num_frames
+        if self.masks is not None:
+            open_masks(self.masks)
+        check_prompts(self.prompts, size, num_frames)
 
 
 def check_paths(

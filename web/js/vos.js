@@ -1,6 +1,6 @@
 // The video model in the browser: the graphs of `mobilevos export` run by onnxruntime-web, and
 // the session around them, ported from mobilevos.predictor.VOSPredictor (with the ONNX engine,
-// mobilevos.engine.ort_engine.OrtEngine) and mobilevos.memory.MemoryBank.
+// mobilevos.formats.onnx.OrtEngine) and mobilevos.memory.MemoryBank.
 //
 // Everything comes from manifest.json: graph files and their input/output names and shapes,
 // the memory capacity and write policy, the preprocessing constants and the object count K.
@@ -31,7 +31,7 @@ export function pyRound(x) {
 
 // ------------------------------------------------------------------------------ the manifest
 
-/** Read and check manifest.json under `baseUrl` (as mobilevos.manifest.read_manifest). */
+/** Read and check manifest.json under `baseUrl` (as mobilevos.formats.manifest.read_manifest). */
 export async function loadManifest(baseUrl) {
   const url = new URL('manifest.json', baseUrl);
   const response = await fetch(url);

@@ -15,7 +15,8 @@ argmax), stage by stage, for every (model, backend, object count) configuration:
   its median turns FLOPs per frame into an *efficiency*: the fraction of that rate the model's
   frame achieves. Two machines (or one machine on two days) then compare on that ratio.
 * **FLOPs** are counted with :class:`torch.utils.flop_counter.FlopCounterMode` on the PyTorch
-  engine, per network stage, for a frame that is written to memory.
+  engine, per network stage, for a frame that is written to memory (:mod:`mobilevos.costs`,
+  which ``mobilevos info`` shares).
 * **Long streams** (``long`` > 0) check that the finite memory really stays finite: bank bytes,
   resident memory and latency early and late in a stream of thousands of frames.
 
@@ -29,16 +30,16 @@ Modules import one way only: each imports only modules listed below it.
   markdown, the chart of the stages and :func:`write_outputs`;
 * :mod:`~mobilevos.bench.timing`: the clip, the predictors (torch or ONNX), the interleaved
   rounds and the long streams;
-* :mod:`~mobilevos.bench.costs`: parameters and FLOPs, the matmul probe, resident memory, the
-  machine and software versions;
-* :mod:`~mobilevos.bench.options`: :class:`BenchOptions` and the parsing of the command line.
+* :mod:`~mobilevos.bench.machine`: the matmul probe, resident memory, the machine and software
+  versions, and the models to time;
+* :mod:`~mobilevos.bench.options`: :class:`BenchOptions`, what to measure.
 """
 
-from mobilevos.bench.costs import FLOP_STAGES, count_flops
-from mobilevos.bench.options import BACKENDS, TEACHER, BenchOptions, options_from_args
+from mobilevos.bench.options import BACKENDS, TEACHER, BenchOptions
 from mobilevos.bench.report import add_speedups, markdown_report, write_outputs
 from mobilevos.bench.run import run_bench
 from mobilevos.bench.timing import STAGES
+from mobilevos.costs import FLOP_STAGES, count_flops
 
 __all__ = [
     "BACKENDS",
@@ -49,7 +50,6 @@ __all__ = [
     "add_speedups",
     "count_flops",
     "markdown_report",
-    "options_from_args",
     "run_bench",
     "write_outputs",
 ]

@@ -1,20 +1,20 @@
-"""What ``mobilevos bench`` measures: :class:`BenchOptions`, checked on construction, and
-the parsing of the command line's comma-separated lists and HxW sizes."""
+"""What ``mobilevos bench`` measures: :class:`BenchOptions`, checked on construction."""
 
 from __future__ import annotations
 
-import argparse
 from dataclasses import dataclass
 
 from mobilevos.config import get_preset
 from mobilevos.device import resolve_device
 from mobilevos.errors import ConfigError
+from mobilevos.formats.registry import FORMATS
 
-BACKENDS = ("torch", "torch-contiguous", "onnx", "onnx-int8", "executorch", "executorch-int8")
+BACKENDS = ("torch", "torch-contiguous", *FORMATS, *(f"{name}-int8" for name in FORMATS))
 """torch: the PyTorch engine as the predictor sets it up (channels-last on the CPU);
-torch-contiguous: the same without channels-last; onnx / onnx-int8: the exported graphs under
-ONNX Runtime (fp32 / int8-quantised); executorch / executorch-int8: the exported programs under
-ExecuTorch with XNNPACK (the ``phone`` extra)."""
+torch-contiguous: the same without channels-last; FORMAT / FORMAT-int8 for each runtime format
+(:data:`~mobilevos.formats.registry.FORMATS`): the model exported in that format (fp32 /
+int8-quantised) under its runtime (ONNX Runtime; ExecuTorch with XNNPACK, the ``phone``
+extra)."""
 TEACHER = "teacher-r50"
 DEFAULT_MODELS = ("mobilevos-mbv2-lite", "mobilevos-mbv2", "mobilevos-r18", TEACHER)
 MIN_LONG = 120
@@ -98,48 +98,3 @@ class BenchOptions:
 def _check(condition: bool, message: str) -> None:
     if not condition:
         raise ConfigError(message)
-
-
-# ------------------------------------------------------------------------- parsing (the CLI's)
-
-
-def parse_names(text: str, flag: str) -> tuple[str, ...]:
-    """``"a,b"`` into ``("a", "b")``; blanks are dropped, an empty list is an error."""
-    names = tuple(part.strip() for part in text.split(",") if part.strip())
-    _check(bool(names), f"{flag} needs at least one name, got {text!r}")
-    return names
-
-
-def parse_counts(text: str, flag: str) -> tuple[int, ...]:
-    """``"1,3"`` into ``(1, 3)``."""
-    try:
-        return tuple(int(part) for part in parse_names(text, flag))
-    except ValueError:
-        raise ConfigError(f"{flag} must be comma-separated integers, got {text!r}") from None
-
-
-def parse_hw(text: str, flag: str) -> tuple[int, int]:
-    """``"480x854"`` into ``(480, 854)``."""
-    parts = text.lower().split("x")
-    if len(parts) != 2 or not all(p.strip().isdecimal() for p in parts):
-        raise ConfigError(f"{flag} must look like 480x854 (HxW), got {text!r}")
-    return int(parts[0]), int(parts[1])
-
-
-def options_from_args(args: argparse.Namespace) -> BenchOptions:
-    """The options of ``mobilevos bench`` (see :mod:`mobilevos.cli`)."""
-    return BenchOptions(
-        models=parse_names(args.models, "--models"),
-        backends=parse_names(args.backends, "--backends"),
-        size=parse_hw(args.size, "--size"),
-        objects=parse_counts(args.objects, "--objects"),
-        frames=args.frames,
-        warmup=args.warmup,
-        teacher_frames=args.teacher_frames,
-        long=args.long,
-        long_size=parse_hw(args.long_size, "--long-size"),
-        device=args.device,
-        amp=args.amp,
-        threads=args.threads,
-        progress=not args.quiet,
-    )

@@ -13,11 +13,12 @@ from typing import Any
 import numpy as np
 import torch
 
-from mobilevos.bench.costs import ModelFacts, cpu_model, versions
+from mobilevos.bench.machine import cpu_model, versions
 from mobilevos.bench.options import TEACHER, BenchOptions
 from mobilevos.bench.timing import STAGES, _Run, network_size
+from mobilevos.costs import ModelFacts
+from mobilevos.formats.verify import mask_iou
 from mobilevos.io import atomic_path
-from mobilevos.verify import mask_iou
 
 SCHEMA = 1
 """Version of the JSON report's layout."""
@@ -114,8 +115,8 @@ def add_agreement(rows: list[dict[str, Any]], runs: list[_Run]) -> list[dict[str
     """Set each row's ``mask_iou_vs_torch``: the mean over its timed frames (and objects) of
     the IoU between its masks and those of the ``torch`` run of the same model and object count
     (None without one), away from the torch run's near-ties, as export verification counts it
-    (:func:`~mobilevos.verify.decided_pixels`). Every run segments the same clip from the same
-    first-frame masks."""
+    (:func:`~mobilevos.formats.verify.decided_pixels`). Every run segments the same clip from the
+    same first-frame masks."""
     torch_runs = {(r.model, r.objects): r for r in runs if r.backend == "torch"}
     for row, run in zip(rows, runs, strict=True):
         reference = torch_runs.get((run.model, run.objects))

@@ -10,7 +10,7 @@ from typing import Any
 
 import torch
 
-from mobilevos.bench.costs import model_facts, peak_rss_mb
+from mobilevos.bench.machine import peak_rss_mb
 from mobilevos.bench.options import BenchOptions
 from mobilevos.bench.report import add_agreement, add_speedups, describe_run, summarize
 from mobilevos.bench.timing import (
@@ -21,6 +21,7 @@ from mobilevos.bench.timing import (
     run_long_streams,
     run_rounds,
 )
+from mobilevos.costs import model_facts
 from mobilevos.device import resolve_device
 from mobilevos.io import write_video
 

@@ -1,4 +1,4 @@
-"""Timing the streaming predictor: the clip, a predictor per configuration (torch or ONNX),
+"""Timing the streaming predictor: the clip, a predictor per configuration (PyTorch or an export),
 the interleaved rounds that time them all alike, and the long streams that check that the
 finite memory stays finite."""
 
@@ -16,17 +16,17 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from mobilevos.bench.costs import current_rss_mb, matmul_flops_per_s, new_model, peak_rss_mb
+from mobilevos.bench.machine import current_rss_mb, matmul_flops_per_s, new_model, peak_rss_mb
 from mobilevos.bench.options import BenchOptions
 from mobilevos.data.synth import SynthConfig, SynthVideo, render_video
 from mobilevos.engine import FrameEngine
-from mobilevos.engine.exported import open_exported
 from mobilevos.errors import ConfigError
-from mobilevos.export import export_model
+from mobilevos.formats.export import export_model
+from mobilevos.formats.verify import decided_pixels
 from mobilevos.io import Frame, open_frames
 from mobilevos.model.network import MobileVOS
 from mobilevos.predictor import FrameGeometry, VOSPredictor
-from mobilevos.verify import decided_pixels
+from mobilevos.runtime import open_engine
 
 STAGES = ("preprocess", "encode_query", "segment", "encode_value", "postprocess")
 """The predictor's timed stages (:attr:`VOSPredictor.stage_seconds`), in the order they run."""
@@ -95,16 +95,16 @@ class PredictorFactory:
         """A predictor with ``timing`` on, for the clip's frames seen at their short side."""
         size = min(clip.frames.shape[1:3])
         if backend in ("torch", "torch-contiguous"):
-            predictor = VOSPredictor(
+            engine = open_engine(
                 self._model(name, backend),
+                "torch",
                 device=self.options.device,
-                size=size,
                 autocast=self.options.amp,
                 channels_last=False if backend == "torch-contiguous" else None,
             )
         else:
             engine = self._exported_engine(name, backend, objects, clip)
-            predictor = VOSPredictor(engine, size=size)
+        predictor = VOSPredictor(engine, size=size)
         predictor.timing = True
         return predictor
 
@@ -135,7 +135,7 @@ class PredictorFactory:
             calibration_frames=list(clip.frames[:CALIBRATION_FRAMES]) if int8 else None,
             verify=False,
         )
-        return open_exported(model_dir, threads=self.options.threads)
+        return open_engine(model_dir, fmt, threads=self.options.threads)
 
 
 # ------------------------------------------------------------------------ interleaved timing

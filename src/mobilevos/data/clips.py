@@ -1,21 +1,17 @@
-"""Training clips: frame sampling, object sampling, and the video clip datasets.
+"""Training clips: the clip datasets, their samples and batches.
 
 A training sample is a short clip (default 3 frames: the annotated frame, then two later ones)
 with label maps. The model memorises frame 0 with its mask, segments frame 1 from memory {0},
 then frame 2 from memory {0, 1}, exactly the 2-slot student of MobileVOS.
 
-Still images made into pseudo-video clips live in :mod:`mobilevos.data.static`, which builds on
+Which frames and which objects a clip takes (frame gaps, the max-skip curriculum, object
+choice) is decided in :mod:`mobilevos.data.sampling`; the videos clips are drawn from are
+:class:`~mobilevos.data.videos.ClipVideo` objects (:mod:`mobilevos.data.videos`). Still images
+made into pseudo-video clips live in :mod:`mobilevos.data.static`, which builds on
 :class:`ClipDatasetBase` here.
 
 Decisions:
 
-* **Frame gaps.** :func:`sample_clip_indices` draws each gap uniformly in ``1..m`` and then the
-  start uniformly among the positions where the clip fits, with ``m = min(max_skip,
-  (n - 1) // (T - 1))`` so a short video still yields a clip. Frames are in temporal order.
-  Gaps are counted in *annotated* frames: YouTube-VOS train annotates every 5th frame, so its
-  source uses ``skip_divisor=5`` (STCN's ``max_skip // 5``), and only annotated frames are read.
-* **Curriculum.** :func:`max_skip_schedule` defaults to STCN's: 5 until 10% of training, then
-  10, 15, 20, 25 from 10/20/30/40%, and back to 5 from 90%. Datasets expose ``set_max_skip(n)``.
 * **Objects.** Up to ``max_objects`` objects visible in the (augmented) first frame with at
   least ``min_object_area`` pixels are chosen at random and renumbered ``1..K`` in a random
   order; the other objects become background, void stays 255. A clip without such an object is
@@ -35,8 +31,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import NamedTuple, Protocol
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -49,7 +44,12 @@ from mobilevos.data.augment import (
     augment_clip,
     largest_object_area,
 )
-from mobilevos.data.davis import DavisDataset
+from mobilevos.data.sampling import (
+    STCN_INITIAL_MAX_SKIP,
+    choose_objects,
+    relabel,
+    sample_clip_indices,
+)
 from mobilevos.data.synth import (
     ObjectTrack,
     SynthConfig,
@@ -58,15 +58,10 @@ from mobilevos.data.synth import (
     plan_video,
     render_plan,
 )
-from mobilevos.data.ytvos import YouTubeVOSDataset, YouTubeVOSVideo
+from mobilevos.data.videos import ClipVideo
 from mobilevos.errors import ConfigError, DatasetError
-from mobilevos.io import VOID_LABEL
 
 logger = logging.getLogger(__name__)
-
-STCN_MAX_SKIPS = (10, 15, 20, 25, 5)
-STCN_SKIP_SWITCHES = (0.1, 0.2, 0.3, 0.4, 0.9)
-STCN_INITIAL_MAX_SKIP = 5
 
 
 class ClipSample(NamedTuple):
@@ -111,177 +106,6 @@ def collate_clips(samples: Sequence[ClipSample], max_objects: int) -> ClipBatch:
     counts = torch.tensor([s.num_objects for s in samples])
     present = torch.arange(max_objects)[None] < counts[:, None]
     return ClipBatch(frames, labels, first_masks, present)
-
-
-# ------------------------------------------------------------------------------- sampling
-
-
-def sample_clip_indices(
-    num_frames: int, clip_length: int, max_skip: int, rng: np.random.Generator
-) -> list[int]:
-    """Increasing frame indices of a clip; consecutive gaps are in ``1..max_skip``.
-
-    Gaps are i.i.d. uniform in ``1..m`` with ``m = min(max_skip, (num_frames - 1) //
-    (clip_length - 1))``; the start is then uniform over the positions where the clip fits.
-    So ``P(start, gaps) = m^-(T-1) / (num_frames - sum(gaps))``.
-    """
-    if clip_length < 1 or max_skip < 1:
-        raise ValueError(f"clip_length and max_skip must be >= 1, got {clip_length}, {max_skip}")
-    if num_frames < clip_length:
-        raise ValueError(
-            f"a {clip_length}-frame clip needs >= {clip_length} frames, not {num_frames}"
-        )
-    if clip_length == 1:
-        return [int(rng.integers(num_frames))]
-    largest = min(max_skip, (num_frames - 1) // (clip_length - 1))
-    gaps = rng.integers(1, largest + 1, size=clip_length - 1)
-    start = int(rng.integers(num_frames - int(gaps.sum())))
-    return [start, *(start + np.cumsum(gaps)).tolist()]
-
-
-class SkipCurriculum(Protocol):
-    """Anything holding a max-skip curriculum (:class:`SkipSchedule`, ``DataConfig``)."""
-
-    max_skip_values: tuple[int, ...]
-    max_skip_switches: tuple[float, ...]
-    initial_max_skip: int
-
-
-@dataclass(frozen=True)
-class SkipSchedule:
-    """A max-skip curriculum: ``initial_max_skip``, then ``max_skip_values[i]`` from progress
-    ``max_skip_switches[i]`` on (switch points increasing in [0, 1]). Defaults: STCN's."""
-
-    max_skip_values: tuple[int, ...] = STCN_MAX_SKIPS
-    max_skip_switches: tuple[float, ...] = STCN_SKIP_SWITCHES
-    initial_max_skip: int = STCN_INITIAL_MAX_SKIP
-
-    def __post_init__(self) -> None:
-        check_curriculum(self)
-
-
-def check_curriculum(curriculum: SkipCurriculum) -> None:
-    """Raise :class:`ConfigError` unless values and switches pair up and are sensible."""
-    values, switches = list(curriculum.max_skip_values), list(curriculum.max_skip_switches)
-    if len(values) != len(switches):
-        raise ConfigError(f"max skip: {len(values)} values but {len(switches)} switch points")
-    if switches != sorted(switches) or not all(0.0 <= s <= 1.0 for s in switches):
-        raise ConfigError(f"max skip: switch points must increase within [0, 1], got {switches}")
-    if min((curriculum.initial_max_skip, *values)) < 1:
-        raise ConfigError("max skip: values must be >= 1")
-
-
-def max_skip_schedule(progress: float, curriculum: SkipCurriculum | None = None) -> int:
-    """Max skip at ``progress`` (fraction of training done) under ``curriculum``.
-
-    The default is STCN's: 5, then 10, 15, 20, 25 from 10/20/30/40% of training, 5 from 90%.
-    A ``DataConfig`` is a curriculum too: ``max_skip_schedule(step / steps, config.data)``.
-    """
-    curriculum = curriculum or SkipSchedule()
-    skip = curriculum.initial_max_skip
-    pairs = zip(curriculum.max_skip_values, curriculum.max_skip_switches, strict=True)
-    for value, switch in pairs:
-        if progress >= switch:
-            skip = value
-    return int(skip)
-
-
-def choose_objects(
-    first_labels: Tensor, max_objects: int, min_area: int, rng: np.random.Generator
-) -> list[int]:
-    """Ids of up to ``max_objects`` objects with >= ``min_area`` pixels, in a random order.
-
-    Shapes:
-        first_labels: (H, W) integer ids.
-    """
-    counts = torch.bincount(first_labels.reshape(-1), minlength=256)
-    ids = [i for i in range(1, VOID_LABEL) if counts[i] >= max(min_area, 1)]
-    if not ids:
-        return []
-    order = rng.permutation(len(ids))[:max_objects]
-    return [ids[i] for i in order]
-
-
-def relabel(labels: Tensor, chosen: Sequence[int]) -> Tensor:
-    """Map ``chosen[k]`` to ``k + 1``, other objects to 0, keep void. Shapes: any, int64."""
-    table = torch.zeros(256, dtype=torch.long)
-    table[VOID_LABEL] = VOID_LABEL
-    table[torch.tensor(list(chosen), dtype=torch.long)] = torch.arange(1, len(chosen) + 1)
-    return table[labels]
-
-
-# --------------------------------------------------------------------------------- videos
-
-
-class ClipVideo(Protocol):
-    """What :class:`VideoClipDataset` needs of a video (a DAVIS sequence already fits).
-
-    ``annotated_frames`` are the indices into ``frame_names`` of frames with a label map;
-    ``read_annotation(i)`` returns frame ``i``'s ``(H, W)`` uint8 map.
-    """
-
-    name: str
-    frame_names: list[str]
-    annotated_frames: list[int]
-
-    def read_frame(self, index: int) -> np.ndarray: ...
-
-    def read_annotation(self, index: int) -> np.ndarray: ...
-
-
-class YouTubeVOSClipVideo:
-    """Adapter: a YouTube-VOS ``train`` video as a :class:`ClipVideo` (only PNG frames count)."""
-
-    def __init__(self, video: YouTubeVOSVideo) -> None:
-        self.video = video
-        self.name = video.name
-        self.frame_names = video.frame_names
-        annotated = set(video.annotation_names)
-        self.annotated_frames = [i for i, n in enumerate(video.frame_names) if n in annotated]
-
-    def read_frame(self, index: int) -> np.ndarray:
-        return self.video.read_frame(index)
-
-    def read_annotation(self, index: int) -> np.ndarray:
-        name = self.frame_names[index]
-        labels = self.video.read_annotation(name)
-        if labels is None:
-            raise DatasetError(f"video {self.name} frame {name}: annotation PNG disappeared")
-        return labels
-
-
-class ArrayVideo:
-    """A :class:`ClipVideo` held in memory. Shapes: frames (T, H, W, 3) uint8, labels (T, H, W)."""
-
-    def __init__(
-        self,
-        name: str,
-        frames: np.ndarray,
-        labels: np.ndarray,
-        annotated: Sequence[int] | None = None,
-    ) -> None:
-        self.name = name
-        self.frames, self.labels = frames, labels
-        self.frame_names = [f"{t:05d}" for t in range(len(frames))]
-        self.annotated_frames = list(range(len(frames)) if annotated is None else annotated)
-
-    def read_frame(self, index: int) -> np.ndarray:
-        return self.frames[index]
-
-    def read_annotation(self, index: int) -> np.ndarray:
-        if index not in self.annotated_frames:
-            raise DatasetError(f"video {self.name} frame {index}: not annotated")
-        return self.labels[index]
-
-
-def davis_videos(dataset: DavisDataset) -> list[ClipVideo]:
-    """Every sequence of a DAVIS split (or a synthetic dataset in the DAVIS layout)."""
-    return list(dataset)
-
-
-def ytvos_videos(dataset: YouTubeVOSDataset) -> list[ClipVideo]:
-    """Every video of a YouTube-VOS split, sampling only its annotated frames."""
-    return [YouTubeVOSClipVideo(video) for video in dataset]
 
 
 # ------------------------------------------------------------------------------- datasets

@@ -38,21 +38,18 @@ from typing import Any
 from torch.utils.data import ConcatDataset
 
 from mobilevos.data.augment import AugmentConfig, MotionConfig
-from mobilevos.data.clips import (
+from mobilevos.data.clips import ClipDatasetBase, SynthClipDataset, VideoClipDataset
+from mobilevos.data.davis import DavisDataset
+from mobilevos.data.sampling import (
     STCN_INITIAL_MAX_SKIP,
     STCN_MAX_SKIPS,
     STCN_SKIP_SWITCHES,
-    ClipDatasetBase,
-    SynthClipDataset,
-    VideoClipDataset,
     check_curriculum,
-    davis_videos,
     max_skip_schedule,
-    ytvos_videos,
 )
-from mobilevos.data.davis import DavisDataset
 from mobilevos.data.static import StaticImageDataset
 from mobilevos.data.synth import SynthConfig
+from mobilevos.data.videos import davis_videos, ytvos_videos
 from mobilevos.data.ytvos import YouTubeVOSDataset
 from mobilevos.errors import ConfigError
 

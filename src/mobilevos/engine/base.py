@@ -10,7 +10,7 @@ function of tensors with shapes fixed by the frame size and object count:
 Everything stateful (object ids, frame geometry, the memory bank and its write policy) belongs
 to the caller: :class:`~mobilevos.predictor.VOSPredictor` when streaming, :func:`unroll_clip`
 in training. Engines differ only in what runs the verbs: :class:`TorchEngine` (PyTorch, any
-device, training included) and :class:`~mobilevos.engine.ort_engine.OrtEngine` (the exported
+device, training included) and :class:`~mobilevos.formats.onnx.OrtEngine` (the exported
 ONNX graphs under ONNX Runtime).
 
 Shapes legend: B batch, K objects, S memory slots, Ck/Cv key/value channels, H×W network input

@@ -18,6 +18,7 @@ import torch
 from torch import Tensor
 
 from mobilevos.config import MemoryConfig
+from mobilevos.device import resolve_device
 from mobilevos.errors import ConfigError
 from mobilevos.model.encoders import QueryFeatures
 from mobilevos.model.network import MobileVOS, Segmentation
@@ -51,6 +52,27 @@ class TorchEngine:
         self.channels_last = channels_last
         if channels_last:
             model.to(memory_format=torch.channels_last)
+
+    @classmethod
+    def for_inference(
+        cls,
+        model: MobileVOS,
+        device: str | torch.device = "cpu",
+        autocast: bool = False,
+        autocast_dtype: torch.dtype = torch.float16,
+        channels_last: bool | None = None,
+    ) -> TorchEngine:
+        """An engine that runs ``model`` in eval mode on ``device`` (the model is moved there).
+
+        ``autocast``: run under autocast in ``autocast_dtype`` (CUDA only); ``channels_last``:
+        None takes it on the CPU only, where oneDNN runs it faster.
+        """
+        dev = resolve_device(device)
+        if autocast and dev.type != "cuda":
+            raise ConfigError("autocast is supported on CUDA only")
+        if channels_last is None:
+            channels_last = dev.type == "cpu"
+        return cls(model.eval().to(dev), autocast_dtype if autocast else None, channels_last)
 
     @property
     def memory(self) -> MemoryConfig:

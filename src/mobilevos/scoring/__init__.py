@@ -3,7 +3,7 @@ YouTube-VOS ``train``, the CSVs, printed tables and visual report, and ``mobilev
 
 Modules import one way only: each imports only modules listed below it.
 
-* :mod:`~mobilevos.scoring.command`: ``mobilevos score`` (options and the command);
+* :mod:`~mobilevos.scoring.command`: :func:`score`, the job behind ``mobilevos score``;
 * :mod:`~mobilevos.scoring.report`: CSVs, printed tables and the visual report;
 * :mod:`~mobilevos.scoring.davis`: :func:`score_davis`, the DAVIS protocol and its quirks;
 * :mod:`~mobilevos.scoring.ytvos`: :func:`score_ytvos` on a held-out part of ``train``;
@@ -11,7 +11,7 @@ Modules import one way only: each imports only modules listed below it.
   process pool, shared by the two scorers.
 """
 
-from mobilevos.scoring.command import DATASETS, add_score_arguments, score_command
+from mobilevos.scoring.command import DATASETS, score
 from mobilevos.scoring.davis import (
     DAVIS_GLOBAL_COLUMNS,
     DAVIS_SEQUENCE_COLUMNS,
@@ -50,12 +50,11 @@ __all__ = [
     "YTVOSObjectRow",
     "YTVOSResult",
     "YTVOSSummary",
-    "add_score_arguments",
     "format_davis_table",
     "format_table",
     "format_ytvos_table",
     "read_prediction",
-    "score_command",
+    "score",
     "score_davis",
     "score_ytvos",
     "seen_categories_from_train",

@@ -39,7 +39,8 @@ from tqdm import tqdm
 
 from mobilevos.checkpoint import load_model, save_checkpoint
 from mobilevos.config import MemoryConfig, ModelConfig, get_preset
-from mobilevos.data.clips import ClipBatch, collate_clips, max_skip_schedule
+from mobilevos.data.clips import ClipBatch, collate_clips
+from mobilevos.data.sampling import max_skip_schedule
 from mobilevos.data.training import build_training_dataset
 from mobilevos.device import AUTOCAST_DTYPES, resolve_device
 from mobilevos.distributed import DistributedContext, init_distributed, shutdown_distributed

@@ -53,10 +53,7 @@ from __future__ import annotations
 from mobilevos.data.synth.config import SHAPE_FAMILIES, SynthConfig
 from mobilevos.data.synth.dataset import (
     MARKER_FILE,
-    add_synth_arguments,
-    parse_size,
     sequence_name,
-    synth_command,
     write_davis_dataset,
 )
 from mobilevos.data.synth.motion import ObjectTrack, sample_track
@@ -90,11 +87,9 @@ __all__ = [
     "SynthVideo",
     "TextureSource",
     "VideoPlan",
-    "add_synth_arguments",
     "compose_frame",
     "jpeg_roundtrip",
     "make_sprite",
-    "parse_size",
     "plan_video",
     "procedural_texture",
     "render_plan",
@@ -103,6 +98,5 @@ __all__ = [
     "sequence_name",
     "shape_outline",
     "sprite_size",
-    "synth_command",
     "write_davis_dataset",
 ]

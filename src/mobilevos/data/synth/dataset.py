@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import logging
@@ -127,6 +126,8 @@ def write_davis_dataset(
     seed = int(seed)
     if not 0.0 <= val_fraction <= 1.0:
         raise ConfigError(f"synth: val fraction must be in [0, 1], got {val_fraction}")
+    if workers < 0:
+        raise ConfigError(f"synth: workers must be >= 0, got {workers}")
     TextureSource(config.texture_dir)  # fail on a bad texture folder before any work
     _check_output_dir(out_dir, overwrite)
     names = [sequence_name(seed, i) for i in range(num_videos)]
@@ -144,58 +145,3 @@ def write_davis_dataset(
         (tmp / MARKER_FILE).write_text(json.dumps(meta, indent=2) + "\n")
     logger.info("wrote %d synthetic videos to %s (%d val)", num_videos, out_dir, num_val)
     return out_dir
-
-
-# ----------------------------------------------------------------------------------------------
-# Command line: mobilevos synth
-
-
-def add_synth_arguments(parser: argparse.ArgumentParser) -> None:
-    """Add the options of ``mobilevos synth`` to ``parser``."""
-    defaults = SynthConfig()
-    parser.add_argument("--out", required=True, type=Path, help="dataset folder to write")
-    parser.add_argument("--videos", required=True, type=int, help="number of videos")
-    parser.add_argument("--frames", type=int, default=defaults.num_frames, help="frames per video")
-    parser.add_argument(
-        "--size", default=f"{defaults.height}x{defaults.width}", help="frame size HxW"
-    )
-    parser.add_argument("--seed", type=int, default=0, help="dataset seed (names synth-<seed>…)")
-    parser.add_argument("--val-fraction", type=float, default=0.2, help="share of val videos")
-    parser.add_argument("--textures", type=Path, default=None, help="folder of texture images")
-    parser.add_argument("--workers", type=int, default=0, help="render processes (0: serial)")
-    parser.add_argument(
-        "--overwrite", action="store_true", help="replace an earlier synthetic dataset at --out"
-    )
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """Parse ``"480x854"`` into ``(480, 854)``; ConfigError on anything else."""
-    parts = text.lower().split("x")
-    if len(parts) != 2 or not all(p.strip().isdigit() for p in parts):
-        raise ConfigError(f"--size must look like 480x854 (HxW), got {text!r}")
-    return int(parts[0]), int(parts[1])
-
-
-def synth_command(args: argparse.Namespace) -> int:
-    """Run ``mobilevos synth`` from parsed arguments; returns the exit status."""
-    height, width = parse_size(args.size)
-    if args.workers < 0:
-        raise ConfigError(f"--workers must be >= 0, got {args.workers}")
-    if args.textures is not None and not Path(args.textures).is_dir():
-        raise InputError(args.textures, "texture folder not found")
-    config = SynthConfig(
-        height=height,
-        width=width,
-        num_frames=args.frames,
-        texture_dir=None if args.textures is None else str(args.textures),
-    )
-    write_davis_dataset(
-        args.out,
-        args.videos,
-        config,
-        seed=args.seed,
-        val_fraction=args.val_fraction,
-        workers=args.workers,
-        overwrite=args.overwrite,
-    )
-    return 0

@@ -1,9 +1,10 @@
 """Backend parity: the same clip through two engines, verb by verb and mask by mask.
 
-Used by ``mobilevos export`` (PyTorch against the fp32 graphs, fp32 graphs against int8) and by
-the tests. A :class:`RecordingEngine` wraps the reference engine and keeps every verb call's
-inputs and outputs, so the candidate engine is fed exactly the reference's inputs and its
-outputs compared one to one (max abs difference); then both run the clip as independent
+Used by every export (PyTorch against the fp32 programs, fp32 programs against int8:
+:func:`verify_export`), by ``mobilevos bench`` and by the tests. A :class:`RecordingEngine`
+wraps the reference engine and keeps every verb call's inputs and outputs, so the candidate
+engine is fed exactly the reference's inputs and its outputs compared one to one (max abs
+difference); then both run the clip as independent
 sessions, and their probability maps (max abs difference) and label maps (mean IoU over
 objects, frame by frame, away from near-ties) are compared.
 """
@@ -18,10 +19,16 @@ import torch
 from torch import Tensor
 
 from mobilevos.engine import FrameEngine, TorchEngine
-from mobilevos.engine.exported import open_exported
+from mobilevos.errors import ExportError
+from mobilevos.formats.base import open_exported
 from mobilevos.model.network import MobileVOS, Segmentation
 from mobilevos.predictor import VOSPredictor
 
+# Tolerances of verify_export: fp32 programs match PyTorch to float rounding; int8 is judged on
+# masks.
+FP32_MAX_ABS = 2e-3
+FP32_MIN_IOU = 0.99
+INT8_MIN_MEAN_IOU = 0.90
 VERIFY_SEED = 2024
 VERIFY_FRAMES = 8
 # Label maps are compared where the reference's two most likely classes differ by at least
@@ -147,3 +154,25 @@ def compare_backends(
     assert candidate.input_size is not None and candidate.max_objects is not None
     frames, first = verification_clip(candidate.input_size, candidate.max_objects)
     return compare_engines(reference, candidate, frames, first)
+
+
+def verify_export(
+    model: MobileVOS, model_dir: Path, reference_dir: Path | None = None
+) -> dict[str, Any]:
+    """:func:`compare_backends`, held to the tolerances: per-output max abs differences (fp32
+    only) and per-frame mask IoUs; raises :class:`ExportError` beyond them."""
+    report = compare_backends(model, model_dir, reference_dir)
+    ious = report["frame_iou"]
+    if reference_dir is None:
+        worst = max(report["max_abs_diff"].values())
+        if worst > FP32_MAX_ABS or min(ious) < FP32_MIN_IOU:
+            raise ExportError(
+                f"{model_dir}: exported programs differ from PyTorch (max abs {worst:.2e}, "
+                f"min frame IoU {min(ious):.4f}; tolerance {FP32_MAX_ABS:g}, {FP32_MIN_IOU})"
+            )
+    elif float(np.mean(ious)) < INT8_MIN_MEAN_IOU:
+        raise ExportError(
+            f"{model_dir}: int8 masks differ from fp32 (mean IoU {np.mean(ious):.4f} < "
+            f"{INT8_MIN_MEAN_IOU})"
+        )
+    return report

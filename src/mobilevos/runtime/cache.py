@@ -5,7 +5,7 @@ cannot be exported before a session has seen its first frame and its objects.
 :class:`CachedExportEngine` takes the PyTorch model; a session announces each frame's network
 size and object count before running it (``prepare``), and the engine then finds, or makes,
 the export for them: a cache folder named after the weights' sha256, the size, the object
-count and the memory's capacity (:func:`cached_export`), verified against PyTorch as
+count and the memory's capacity (:func:`open_cached_export`), verified against PyTorch as
 ``mobilevos export`` verifies. Every verb runs the export, the first frame's included. The
 folder outlives the process: the next run with the same model, size and object count loads it
 in a second. An object that enters later needs the export for the new count (cached as
@@ -16,15 +16,24 @@ gives PyTorch's masks (``mobilevos bench``, 2 threads, 480x854, shipped lite: ON
 fp32 173 ms a frame, ExecuTorch fp32 201, PyTorch 326; docs/speed.md). int8 is faster still
 but changes the masks, so it stays an explicit choice (``mobilevos export --int8``).
 
-If an export fails (a model the exporter cannot trace, or one whose programs fail
-verification), the engine says so once and keeps running PyTorch.
+The cache is never a new way to fail. Each of these says so in one line on stderr and goes on:
+
+* a cache folder that cannot be created or written (``XDG_CACHE_HOME`` pointing to a missing or
+  read-only place): the exports go to a temporary folder for this process (:func:`usable`);
+* an entry that cannot be loaded (a truncated program, a damaged manifest): it is exported
+  again in its place;
+* an export that fails (a model the exporter cannot trace, programs that fail verification):
+  the engine keeps running PyTorch.
 """
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import os
+import shutil
 import sys
+import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -33,11 +42,17 @@ import torch
 from torch import Tensor
 
 from mobilevos.config import MemoryConfig
-from mobilevos.engine.exported import ExportedEngine
-from mobilevos.engine.torch_engine import TorchEngine
-from mobilevos.errors import ExportError
+from mobilevos.engine import TorchEngine
+from mobilevos.errors import ExportError, MobileVOSError
+from mobilevos.formats.base import ExportedEngine, open_exported
+from mobilevos.formats.export import export_model
+from mobilevos.formats.graphs import weights_hash
+from mobilevos.formats.manifest import MANIFEST
 from mobilevos.model.encoders import QueryFeatures
 from mobilevos.model.network import STRIDE, MobileVOS, Segmentation
+
+CACHE_FORMAT = "onnx"
+"""The format of the cached exports (see the module doc)."""
 
 
 def user_cache(name: str) -> Path:
@@ -46,32 +61,62 @@ def user_cache(name: str) -> Path:
     return Path(base) / "mobilevos" / name
 
 
-def cached_export(
+def usable(folder: Path) -> Path:
+    """``folder``, created, if this process can write into it; else a new temporary folder
+    (removed when the process exits), after one line on stderr that says why."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(prefix=".probe.", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+        return folder
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+    temporary = Path(tempfile.mkdtemp(prefix="mobilevos-cache-"))
+    atexit.register(shutil.rmtree, temporary, ignore_errors=True)
+    _say(
+        f"cannot write the cache folder {folder} ({reason}): using {temporary} for this run "
+        "(set XDG_CACHE_HOME to a writable folder to keep exports between runs)"
+    )
+    return temporary
+
+
+def open_cached_export(
     model: MobileVOS,
     cache: Path,
     size: tuple[int, int],
     max_objects: int,
     memory: MemoryConfig | None = None,
     digest: str | None = None,
-) -> Path:
-    """``model`` exported to ONNX for ``size`` and ``max_objects`` under ``cache``: exported and
-    verified against PyTorch on first use, saying so on stderr, and found there afterwards.
+    threads: int | None = None,
+) -> ExportedEngine:
+    """The engine of ``model``'s export for ``size`` and ``max_objects`` under ``cache``:
+    exported and verified against PyTorch on first use, saying so on stderr, loaded from
+    there afterwards, and exported again if the entry there cannot be loaded.
 
     The folder is named after the weights' sha256 (``digest``, computed when not given), the
     size, the object count and the memory's capacity (``memory``, by default the model's), so
-    new weights or shapes get their own export.
+    new weights or shapes get their own export. Raises :class:`ExportError` when the export
+    fails, :class:`OSError` when ``cache`` cannot be written.
     """
-    from mobilevos.export import weights_hash
-    from mobilevos.manifest import MANIFEST, read_manifest
-
     memory = memory or model.config.memory
     digest = digest or weights_hash(model)[:12]
     folder = cache / f"{digest}-{size[0]}x{size[1]}-k{max_objects}-m{memory.capacity}"
     with _locked(cache):  # processes of one torchrun share the cache: one exports, all wait
-        if not (folder / MANIFEST).is_file():
-            _export(model, folder, size, max_objects, memory)
-    read_manifest(folder)
-    return folder
+        if (folder / MANIFEST).is_file():
+            try:
+                return open_exported(folder, threads=threads)
+            except MobileVOSError as exc:  # a damaged manifest or program
+                _say(f"the cached export is damaged ({exc}); exporting it again")
+                shutil.rmtree(folder)
+        _export(model, folder, size, max_objects, memory)
+        return open_exported(folder, threads=threads)
+
+
+def cached_export(model: MobileVOS, cache: Path, size: tuple[int, int], max_objects: int) -> Path:
+    """The folder of :func:`open_cached_export`'s export, checked to load (the web page
+    serves it)."""
+    return open_cached_export(model, cache, size, max_objects).model_dir
 
 
 @contextlib.contextmanager
@@ -91,25 +136,25 @@ def _locked(folder: Path) -> Iterator[None]:
         os.close(fd)  # releases the lock
 
 
+def _say(line: str) -> None:
+    print(line, file=sys.stderr, flush=True)
+
+
 def _export(
     model: MobileVOS, folder: Path, size: tuple[int, int], max_objects: int, memory: MemoryConfig
 ) -> None:
-    from mobilevos.export import export_onnx
-
-    print(
+    _say(
         f"exporting {model.config.name} to ONNX for {size[0]}x{size[1]} frames and "
         f"{max_objects} object{'s' if max_objects > 1 else ''} into {folder} (once for these "
-        "weights, size and object count)...",
-        file=sys.stderr,
-        flush=True,
+        "weights, size and object count)..."
     )
     start = time.perf_counter()
-    manifest = export_onnx(model, folder, size, max_objects, memory=memory)  # atomic
-    print(
+    manifest = export_model(  # atomic
+        model, folder, size, max_objects, format=CACHE_FORMAT, memory=memory
+    )
+    _say(
         f"exported and verified in {time.perf_counter() - start:.0f} s (mean mask IoU "
-        f"against PyTorch {manifest['verification']['mean_iou']:.4f})",
-        file=sys.stderr,
-        flush=True,
+        f"against PyTorch {manifest['verification']['mean_iou']:.4f})"
     )
 
 
@@ -119,7 +164,8 @@ class CachedExportEngine:
 
     Args:
         model: the network (PyTorch, on the CPU).
-        cache: the exports' folder (default: :func:`user_cache` ``("exports")``).
+        cache: the exports' folder (default: :func:`user_cache` ``("exports")``; where it
+            cannot be written, a temporary folder).
         threads: ONNX Runtime intra-op threads (None: its default).
     """
 
@@ -129,12 +175,11 @@ class CachedExportEngine:
     def __init__(
         self, model: MobileVOS, cache: Path | None = None, threads: int | None = None
     ) -> None:
-        from mobilevos.export import weights_hash
-
         self.model = model.eval().cpu()
         self.torch = TorchEngine(self.model)
         self.device = torch.device("cpu")
         self.cache = cache if cache is not None else user_cache("exports")
+        self._cache_checked = False
         self.threads = threads
         self.digest = weights_hash(self.model)[:12]
         self.export_memory = self.model.config.memory
@@ -151,7 +196,7 @@ class CachedExportEngine:
     def backend(self) -> str:
         """What runs the verbs now: ``onnx``, or ``torch`` (before the first export, or after
         one failed)."""
-        return "onnx" if self._current is not None else "torch"
+        return CACHE_FORMAT if self._current is not None else "torch"
 
     @property
     def _current(self) -> ExportedEngine | None:
@@ -205,16 +250,16 @@ class CachedExportEngine:
             return self.torch
         key = (*size, objects, self.export_memory.capacity)
         if key not in self.engines:
-            from mobilevos.engine.exported import open_exported
-
+            if not self._cache_checked:
+                self.cache, self._cache_checked = usable(self.cache), True
             try:
-                folder = cached_export(
-                    self.model, self.cache, size, objects, self.export_memory, self.digest
-                )
-                self.engines[key] = open_exported(folder, threads=self.threads)
-            except ExportError as exc:
+                self.engines[key] = open_cached_export(
+                    self.model, self.cache, size, objects, self.export_memory, self.digest,
+                    self.threads,
+                )  # fmt: skip
+            except (ExportError, OSError) as exc:
                 self.failed = str(exc)
-                print(f"running PyTorch instead: {exc}", file=sys.stderr, flush=True)
+                _say(f"running PyTorch instead: {exc}")
                 self._current_key = None
                 return self.torch
         self._current_key = key

@@ -1,4 +1,9 @@
-"""Engines over exported programs: what ONNX Runtime and ExecuTorch hosts have in common.
+"""What every runtime format has in common: the format's interface, and the host side of its
+engine.
+
+A format (:data:`~mobilevos.formats.registry.FORMATS`) implements :class:`ProgramFormat`: it
+writes one program per verb, quantizes them to int8 from recorded calibration feeds, and runs a
+folder of them through an :class:`ExportedEngine` subclass.
 
 Everything but the three verbs stays on the host, in the same code as the PyTorch backend:
 the session (:class:`~mobilevos.predictor.VOSPredictor`), the memory bank and its policy. The
@@ -15,17 +20,52 @@ engine from the manifest's ``format``.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from mobilevos.config import MemoryConfig, ModelConfig
 from mobilevos.errors import ConfigError, ExportError
-from mobilevos.manifest import VERBS, export_format, read_manifest
+from mobilevos.formats.manifest import VERBS, export_format, read_manifest
 from mobilevos.model.encoders import QueryFeatures
 from mobilevos.model.network import Segmentation
+
+Feeds = dict[str, list[dict[str, np.ndarray]]]
+"""Recorded calls of a session, by verb: each call's inputs, named as in the manifest."""
+
+
+class ProgramFormat(Protocol):
+    """What a format's module implements (its ``FORMAT`` class), with the format's export
+    settings as constructor arguments (ONNX: the opset)."""
+
+    engine: ClassVar[type[ExportedEngine]]
+    """Runs a folder of the format's programs."""
+
+    @staticmethod
+    def require() -> None:
+        """Raise a one-line :class:`~mobilevos.errors.InputError` naming what to install when
+        the format's runtime is missing."""
+        ...
+
+    def write(self, verb: str, module: nn.Module, inputs: dict[str, Tensor], path: Path) -> None:
+        """Write ``verb``'s ``module`` as one program at the shapes of ``inputs`` (named, in
+        call order)."""
+        ...
+
+    def write_int8(
+        self, modules: dict[str, nn.Module], fp32_dir: Path, out_dir: Path, feeds: Feeds
+    ) -> dict[str, Any]:
+        """Write int8 programs of every verb into ``out_dir``, calibrated on ``feeds`` (the
+        calls recorded over the fp32 programs in ``fp32_dir``); returns what the manifest
+        records of it."""
+        ...
+
+    def facts(self) -> dict[str, Any]:
+        """What the manifest records of the format's tools (the ONNX opset, the ExecuTorch
+        version and delegate)."""
+        ...
 
 
 class ExportedEngine:
@@ -33,9 +73,14 @@ class ExportedEngine:
 
     Subclasses implement :meth:`_load` (one verb's program, checked against its manifest entry)
     and :meth:`_call` (run it on feeds named as the manifest's inputs; outputs in order).
+
+    Args:
+        model_dir: a folder written by ``mobilevos export`` (``manifest.json`` + programs).
+        threads: the runtime's intra-op threads (None: its default, one per core).
     """
 
-    def __init__(self, model_dir: str | Path) -> None:
+    def __init__(self, model_dir: str | Path, threads: int | None = None) -> None:
+        self.threads = threads
         self.model_dir = Path(model_dir)
         self.manifest = read_manifest(self.model_dir)
         for verb in VERBS:
@@ -170,13 +215,6 @@ def unloadable(path: Path, kind: str, exc: Exception) -> ExportError:
 
 
 def open_exported(model_dir: str | Path, threads: int | None = None) -> ExportedEngine:
-    """The engine for an exported folder, by its manifest's format: ONNX Runtime for
-    ``onnx``, ExecuTorch for ``executorch``."""
-    fmt = export_format(read_manifest(model_dir))
-    if fmt == "executorch":
-        from mobilevos.engine.et_engine import ExecuTorchEngine
-
-        return ExecuTorchEngine(model_dir, threads=threads)
-    from mobilevos.engine.ort_engine import OrtEngine
-
-    return OrtEngine(model_dir, threads=threads)
+    """The engine of an exported folder, by its manifest's format."""
+    engine = export_format(read_manifest(model_dir)).load().engine
+    return engine(model_dir, threads=threads)

