@@ -14,10 +14,15 @@ from mobilevos.cli import main
 from mobilevos.data.synth import SynthConfig, render_video
 from mobilevos.errors import ExportError, InputError
 from mobilevos.formats.base import open_exported
-from mobilevos.formats.executorch import ExecuTorchEngine
+from mobilevos.formats.executorch import (
+    VIEW_KERNELS,
+    ExecuTorchEngine,
+    kernels_outside_delegate,
+)
 from mobilevos.formats.export import export_model, export_onnx
 from mobilevos.formats.manifest import VERBS, read_manifest
 from mobilevos.formats.verify import compare_backends
+from mobilevos.model.network import build_model
 from test_export import (
     SIZE,
     assert_matches_torch_with_an_object_entering_late,
@@ -68,6 +73,32 @@ def test_manifest_has_the_onnx_schema(model, exported, tmp_path):
 
 def test_executorch_predictor_matches_torch_with_an_object_entering_late(model, exported):
     assert_matches_torch_with_an_object_entering_late(model, ExecuTorchEngine(exported[0]))
+
+
+def assert_nothing_runs_outside_xnnpack(folder) -> None:
+    """No kernel outside the delegate touches more than a scalar (reshapes aside)."""
+    for verb in VERBS:
+        kernels = kernels_outside_delegate(folder / f"{verb}.pte")
+        outside = [(op, n) for op, n in kernels if op not in VIEW_KERNELS and n > 1]
+        assert not outside, f"{verb}.pte runs outside XNNPACK: {outside}"
+
+
+@pytest.mark.parametrize("student", ["tiny_model", "tiny_fast_model"])
+def test_every_per_frame_operator_runs_inside_xnnpack(student, request, tmp_path):
+    """The readout, the soft aggregation, the attention pools and the per-object broadcasts,
+    in the tiny presets built like the two students (no ASPP: its GroupNorm is not an XNNPACK
+    operator, and no student has one): fp32 at two objects, int8 at three."""
+    config = request.getfixturevalue(student).config.replace(aspp=False)
+    torch.manual_seed(0)
+    model = build_model(config).eval()
+    export_model(copy.deepcopy(model), tmp_path / "fp32", SIZE, 2, format="executorch")
+    assert_nothing_runs_outside_xnnpack(tmp_path / "fp32")
+    video = render_video(5, SynthConfig(*SIZE, num_frames=4, num_objects=(3, 3)))
+    export_model(
+        model, tmp_path / "int8", SIZE, 3, format="executorch", int8=True,
+        calibration_frames=list(video.frames), verify=False,
+    )  # fmt: skip
+    assert_nothing_runs_outside_xnnpack(tmp_path / "int8")
 
 
 def test_int8_quantizes_the_networks_and_keeps_the_readout_fp32(tiny_model, tmp_path):

@@ -30,6 +30,51 @@ def naive_read(query_key, memory_keys, memory_values, valid):
     return out
 
 
+def previous_read(query_key, memory_keys, memory_values, valid):
+    """The readout as it was written before it was made of XNNPACK operators only: the slot
+    maximum and sums as reductions, the objects' maxima by selection (kept as a reference)."""
+    b, k, cv, s, h, w = memory_values.shape
+    ck = memory_keys.shape[1]
+    mk = memory_keys.flatten(start_dim=3).transpose(1, 2)  # B, S, Ck, hw
+    qk = query_key.flatten(start_dim=2).transpose(1, 2)[:, None]  # B, 1, hw, Ck
+    logits = (2 * qk @ mk - mk.pow(2).sum(dim=2, keepdim=True)) / math.sqrt(ck)  # B, S, Q, M
+    slot_max = logits.amax(dim=-1)
+    exp = torch.exp(logits - slot_max[..., None])
+    slot_sum = exp.sum(dim=-1)
+    values = memory_values.permute(0, 3, 1, 2, 4, 5).reshape(b, s, k * cv, h * w)
+    slot_read = (values @ exp.transpose(2, 3)).view(b, s, k, cv, h * w)
+    mask = valid[..., None]
+    smax = slot_max[:, None]
+    object_max = torch.where(mask, smax, torch.finfo(smax.dtype).min).amax(dim=2, keepdim=True)
+    weights = torch.exp((smax - object_max).clamp(max=0)) * mask
+    numerator = (slot_read * weights.transpose(1, 2)[:, :, :, None]).sum(dim=1)
+    denominator = (weights * slot_sum[:, None]).sum(dim=2)
+    return (numerator / denominator.clamp(min=1.0)[:, :, None]).view(b, k, cv, h, w)
+
+
+@pytest.mark.parametrize(
+    "valid_slots",
+    [
+        [[True, True], [True, True], [True, True]],
+        [[True, False], [True, False], [False, False]],  # an object with no slot
+        [[True, True], [False, True], [False, True]],  # objects added on a later frame
+        [[False, True], [True, False], [True, True]],
+    ],
+)
+def test_readout_equals_the_previous_formulation(valid_slots):
+    """Same numbers as the readout written with reductions and selections, to 1e-5, at a
+    model's scale of keys (the memory of the shipped students: 2 slots)."""
+    g = torch.Generator().manual_seed(3)
+    b, ck, s, h, w, k, cv = 1, 64, 2, 6, 10, 3, 16
+    mk = torch.randn(b, ck, s, h, w, generator=g) * 2
+    mv = torch.randn(b, k, cv, s, h, w, generator=g)
+    qk = torch.randn(b, ck, h, w, generator=g) * 2
+    valid = torch.tensor([valid_slots])
+    new = memory_read(qk, mk, mv, valid)
+    torch.testing.assert_close(new, previous_read(qk, mk, mv, valid), atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(new, memory_read(qk, mk, mv, valid.float()))  # 0/1 floats
+
+
 @pytest.mark.parametrize(
     "valid_slots",
     [

@@ -13,7 +13,7 @@
 // module directly (tests/test_web.py). The caller passes the onnxruntime-web module in.
 
 export const VOID_LABEL = 255;
-export const MANIFEST_VERSION = 1;
+export const MANIFEST_VERSION = 2;
 export const VERBS = ['encode_query', 'encode_value', 'segment'];
 const QUERY_OUTPUTS = ['key', 'value', 'f16', 'f8', 'f4'];
 
@@ -115,8 +115,9 @@ export class VOSModel {
     return new VOSModel(ort, manifest, sessions, executionProviders);
   }
 
-  /** Run one graph: `feeds` maps input names to typed arrays (Float32Array, or Uint8Array
-   *  for bool inputs); returns output names to Float32Array. */
+  /** Run one graph: `feeds` maps input names to typed arrays (Float32Array; masks such as
+   *  `valid` may come as Uint8Array 0/1 and are fed as float32); returns output names to
+   *  Float32Array. */
   async run(verb, feeds) {
     const spec = this.manifest.graphs[verb];
     const tensors = {};
@@ -126,8 +127,8 @@ export class VOSModel {
       if (data.length !== product(input.shape)) {
         throw new Error(`${verb}: ${input.name} has ${data.length} values, not ${input.shape}`);
       }
-      const type = input.dtype === 'bool' ? 'bool' : 'float32';
-      tensors[input.name] = new this.ort.Tensor(type, data, input.shape);
+      const values = data instanceof Float32Array ? data : Float32Array.from(data);
+      tensors[input.name] = new this.ort.Tensor('float32', values, input.shape);
     }
     const start = performance.now();
     const results = await this.sessions[verb].run(tensors);

@@ -178,9 +178,9 @@ class ExportedEngine:
 
 
 def _to_numpy(x: Tensor) -> np.ndarray:
-    """A feed: float32 (or bool), contiguous, on the host."""
+    """A feed: float32 (masks such as ``valid`` as 0 and 1), contiguous, on the host."""
     x = x.detach()
-    if x.dtype not in (torch.float32, torch.bool):
+    if x.dtype != torch.float32:
         x = x.float()
     return x.cpu().contiguous().numpy()
 

@@ -3,8 +3,10 @@ embed; fp32 and int8.
 
 Each verb's module is captured with ``torch.export`` at the export's fixed shapes and lowered
 with ``to_edge_transform_and_lower`` and the XNNPACK partitioner: every operator XNNPACK runs
-goes into its delegate, the rest (the readout's masked reductions, the soft aggregation's
-product) stays in ExecuTorch's portable kernels.
+goes into its delegate, and every operator of the networks is one XNNPACK runs (the readout,
+the soft aggregation and the attention pools are written for it; model/readout.py), so nothing
+per frame is left to ExecuTorch's portable kernels but a few scalar conversions
+(:func:`kernels_outside_delegate` reads a program and lists them).
 
 int8 is PyTorch's PT2E static quantization with the XNNPACK quantizer: symmetric int8
 activations, per-channel int8 weights, BatchNorm folded into the convolutions, calibrated by
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import math
 import os
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -180,6 +183,38 @@ def lower(module: nn.Module, inputs: tuple[Tensor, ...], path: Path) -> None:
         program = torch.export.export(module, inputs)
     edge = to_edge_transform_and_lower(program, partitioner=[XnnpackPartitioner()])
     path.write_bytes(edge.to_executorch().buffer)
+
+
+VIEW_KERNELS = ("aten::view_copy", "aten::unsqueeze_copy", "aten::squeeze_copy")
+"""Kernels that only reshape: outside the delegate they cost no arithmetic."""
+
+
+def kernels_outside_delegate(path: Path) -> list[tuple[str, int]]:
+    """The kernels a program runs outside its delegates, in order: each operator's name and
+    the element count of the largest tensor it touches (0 for scalars and lists).
+
+    Every per-frame operator of the networks is meant to run inside XNNPACK (the readout, the
+    aggregation and the attention pools are written for it), so this is at most a few scalar
+    conversions; the tests and ``mobilevos export`` check it. Reads ExecuTorch's serialized
+    program (its private ``_serialize`` module: the runtime has no public reader)."""
+    require_executorch()
+    from executorch.exir._serialize._program import deserialize_pte_binary
+    from executorch.exir.schema import KernelCall
+    from executorch.exir.schema import Tensor as TensorValue
+
+    plan = deserialize_pte_binary(Path(path).read_bytes()).program.execution_plan[0]
+    kernels = []
+    for chain in plan.chains:
+        for instruction in chain.instructions:
+            call = instruction.instr_args
+            if isinstance(call, KernelCall):
+                op = plan.operators[call.op_index]
+                sizes = [plan.values[i].val for i in call.args]
+                largest = max(
+                    (math.prod(v.sizes) for v in sizes if isinstance(v, TensorValue)), default=0
+                )
+                kernels.append((op.name, largest))
+    return kernels
 
 
 def in_quantized_module(node: torch.fx.Node) -> bool:

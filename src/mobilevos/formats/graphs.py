@@ -4,7 +4,8 @@
     encode_value    what the value encoder reads of the frame (image, f16 for a value
                     trunk; f4, f8, f16 for the mask branch), masks (1, K, H, W)
                     -> values (1, K, Cv, h, w)
-    segment         key, value, f8, f4, memory keys/values, valid, present -> logits
+    segment         key, value, f8, f4, memory keys/values, valid, present (0/1 float
+                    masks) -> logits
 
 Each verb is a small module over the same :class:`~mobilevos.model.network.MobileVOS` the
 PyTorch engine runs, called with positional tensors in the order :func:`graph_inputs` names
@@ -107,8 +108,9 @@ def graph_inputs(
             "f4": query.f4,
             "memory_keys": query.key[:, :, None].repeat(1, 1, s, 1, 1),
             "memory_values": torch.zeros(1, k, cv, s, h // STRIDE, w // STRIDE),
-            "valid": torch.ones(1, k, s, dtype=torch.bool),
-            "present": torch.ones(1, k, dtype=torch.bool),
+            # 0/1 masks in fp32: a program then never converts a type (nothing outside XNNPACK).
+            "valid": torch.ones(1, k, s),
+            "present": torch.ones(1, k),
         },
     }
 

@@ -16,7 +16,8 @@ from typing import Any
 from mobilevos.errors import InputError
 from mobilevos.formats.registry import FORMATS, Format
 
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2
+"""2: the segment program takes ``valid`` and ``present`` as 0/1 float32 masks (1: bool)."""
 MANIFEST = "manifest.json"
 VERBS = ("encode_query", "encode_value", "segment")
 QUERY_OUTPUTS = ("key", "value", "f16", "f8", "f4")

@@ -11,10 +11,49 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
-def repeat_objects(x: Tensor, k: int) -> Tensor:
-    """(B, C, H, W) -> (B*K, C, H, W): each item repeated for its K objects, which the
-    per-object parts of the encoders and decoders carry in the batch dimension."""
-    return x[:, None].expand(x.shape[0], k, *x.shape[1:]).flatten(0, 1)
+def cat_objects(parts: list[Tensor]) -> Tensor:
+    """Concatenate ``parts`` along channels for each object. A part is per object, (B*K, C,
+    H, W) with the K objects of each item in the batch dimension (as the per-object parts of
+    the encoders and decoders carry them), or shared by the objects, (B, C, H, W); every object
+    gets the shared parts. Returns (B*K, sum of C, H, W).
+
+    Built object by object from slices and concatenations, never from a broadcast copy, so
+    that an exported program runs it inside the XNNPACK delegate (model/readout.py)."""
+    b = min(p.shape[0] for p in parts)
+    k = max(p.shape[0] for p in parts) // b
+    if k == 1:
+        return torch.cat(parts, dim=1)
+    grouped = [p.view(b, -1, *p.shape[1:]) for p in parts]  # (B, K or 1, C, H, W)
+    objects = [
+        torch.cat([g if g.shape[1] == 1 else g[:, i : i + 1] for g in grouped], dim=2)
+        for i in range(k)
+    ]
+    return torch.cat(objects, dim=1).flatten(0, 1)
+
+
+def plus_objects(per_object: Tensor, shared: Tensor) -> Tensor:
+    """``per_object`` (B*K, C, H, W) plus ``shared`` (B, C, H, W), broadcast over the K objects
+    (the shared map is computed once per frame, and no copy of it is made per object)."""
+    b = shared.shape[0]
+    grouped = per_object.view(b, -1, *per_object.shape[1:])
+    return (grouped + shared.view(b, 1, *shared.shape[1:])).flatten(0, 1)
+
+
+def global_pools(x: Tensor) -> tuple[Tensor, Tensor]:
+    """The mean and the maximum of each channel of ``x`` (B, C, H, W) over its H x W
+    locations, each (B, C, 1, 1): pooling windows as large as the map (XNNPACK runs them)."""
+    window = x.shape[-2:]
+    return F.avg_pool2d(x, window), F.max_pool2d(x, window)
+
+
+def channel_pools(x: Tensor) -> tuple[Tensor, Tensor]:
+    """The maximum and the mean over the channels of ``x`` (B, C, H, W) at each location, each
+    (B, 1, H, W): the channels moved last and pooled by a window as wide as them."""
+    b, c, h, w = x.shape
+    columns = x.permute(0, 2, 3, 1).reshape(b, 1, h * w, c)
+    pooled_max = F.max_pool2d(columns, (1, c)).view(b, 1, h, w)
+    pooled_mean = F.avg_pool2d(columns, (1, c)).view(b, 1, h, w)
+    return pooled_max, pooled_mean
 
 
 class ResBlock(nn.Module):
@@ -45,8 +84,9 @@ class ChannelGate(nn.Module):
         )
 
     def forward(self, x: Tensor) -> Tensor:
-        pooled = self.mlp(x.mean(dim=(2, 3))) + self.mlp(x.amax(dim=(2, 3)))
-        return x * torch.sigmoid(pooled)[:, :, None, None]
+        mean, peak = global_pools(x)
+        pooled = self.mlp(mean) + self.mlp(peak)
+        return x * torch.sigmoid(pooled).view(*pooled.shape, 1, 1)
 
 
 class SpatialGate(nn.Module):
@@ -58,7 +98,7 @@ class SpatialGate(nn.Module):
         self.spatial.add_module("conv", nn.Conv2d(2, 1, kernel_size, padding=kernel_size // 2))
 
     def forward(self, x: Tensor) -> Tensor:
-        descriptor = torch.cat([x.amax(dim=1, keepdim=True), x.mean(dim=1, keepdim=True)], dim=1)
+        descriptor = torch.cat(channel_pools(x), dim=1)
         return x * torch.sigmoid(self.spatial(descriptor))
 
 
@@ -85,7 +125,8 @@ class FeatureFusionBlock(nn.Module):
         self.block2 = ResBlock(out_dim, out_dim)
 
     def forward(self, x: Tensor, query_f16: Tensor) -> Tensor:
-        x = self.block1(torch.cat([x, query_f16], dim=1))
+        """Shapes: x (B*K, C, h, w) per object, query_f16 (B, Cq, h, w) shared."""
+        x = self.block1(cat_objects([x, query_f16]))
         if self.attention is not None:
             x = x + self.attention(x)
         return self.block2(x)
@@ -100,10 +141,10 @@ class UpsampleBlock(nn.Module):
         self.out_conv = ResBlock(up_dim, out_dim)
 
     def forward(self, skip: Tensor, up: Tensor) -> Tensor:
-        x = self.skip_conv(skip) + F.interpolate(
-            up, size=skip.shape[-2:], mode="bilinear", align_corners=False
-        )
-        return self.out_conv(x)
+        """Shapes: skip (B, Cs, H, W) shared by the objects, up (B*K, C, H/2, W/2) per object;
+        the skip is projected once for all of them."""
+        up = F.interpolate(up, size=skip.shape[-2:], mode="bilinear", align_corners=False)
+        return self.out_conv(plus_objects(up, self.skip_conv(skip)))
 
 
 class SeparableResBlock(nn.Module):
@@ -166,6 +207,8 @@ class ASPP(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         outs = [branch(x) for branch in self.branches]
-        pooled = self.pool(x.mean(dim=(2, 3), keepdim=True))
-        outs.append(pooled.expand(-1, -1, x.shape[-2], x.shape[-1]))
+        pooled = self.pool(global_pools(x)[0])
+        # Spread over the map: a bilinear upsampling of a 1x1 map repeats its value (XNNPACK
+        # runs it; a broadcast copy it does not).
+        outs.append(F.interpolate(pooled, size=x.shape[-2:], mode="bilinear", align_corners=False))
         return self.project(torch.cat(outs, dim=1))

@@ -9,7 +9,13 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mobilevos.device import autocast_off
-from mobilevos.model.blocks import ResBlock, SeparableResBlock, UpsampleBlock, repeat_objects
+from mobilevos.model.blocks import (
+    ResBlock,
+    SeparableResBlock,
+    UpsampleBlock,
+    cat_objects,
+    plus_objects,
+)
 
 
 class DecoderOutput(NamedTuple):
@@ -37,11 +43,10 @@ class Decoder(nn.Module):
     ) -> DecoderOutput:
         """Shapes: readout (B, K, Cv, h, w), query_value (B, Cq, h, w), f8/f4 the query's skips."""
         b, k = readout.shape[:2]
-        q = query_value[:, None].expand(b, k, *query_value.shape[1:])
-        x = torch.cat([readout.to(q.dtype), q], dim=2).flatten(0, 1)
+        x = cat_objects([readout.flatten(0, 1).to(query_value.dtype), query_value])
         x = self.compress(x)
-        x = self.up_16_8(repeat_objects(f8, k), x)
-        hidden = self.up_8_4(repeat_objects(f4, k), x)
+        x = self.up_16_8(f8, x)
+        hidden = self.up_8_4(f4, x)
         logits = self.pred(F.relu(hidden))
         logits = F.interpolate(logits, scale_factor=4, mode="bilinear", align_corners=False)
         return DecoderOutput(
@@ -87,11 +92,11 @@ class LightDecoder(nn.Module):
         """Shapes: readout (B, K, Cv, h, w), query_value (B, Cq, h, w), f8/f4 the query's skips."""
         b, k = readout.shape[:2]
         q = self.query_proj(query_value)
-        x = self.readout_proj(readout.flatten(0, 1).to(q.dtype)) + repeat_objects(q, k)
+        x = plus_objects(self.readout_proj(readout.flatten(0, 1).to(q.dtype)), q)
         x = self.block16(x)
-        x = _upsample(self.narrow8(F.relu(x)), f8) + repeat_objects(self.skip8(f8), k)
+        x = plus_objects(_upsample(self.narrow8(F.relu(x)), f8), self.skip8(f8))
         x = self.block8(x)
-        hidden = _upsample(self.narrow4(F.relu(x)), f4) + repeat_objects(self.skip4(f4), k)
+        hidden = plus_objects(_upsample(self.narrow4(F.relu(x)), f4), self.skip4(f4))
         hidden = self.block4(hidden)
         logits = self.pred(F.relu(hidden))
         logits = F.interpolate(logits, scale_factor=4, mode="bilinear", align_corners=False)
@@ -113,13 +118,18 @@ def aggregate(object_logits: Tensor, present: Tensor | None = None) -> Tensor:
 
     Shapes:
         object_logits: (B, K, H, W)
-        present: (B, K) bool, False for padding objects (their probability is forced to 0)
+        present: (B, K) bool (or 0/1 float), False for padding objects (their probability is
+            forced to 0)
         returns: (B, K+1, H, W) logits; softmax over dim 1 gives background + objects.
     """
     with autocast_off(object_logits):
         prob = torch.sigmoid(object_logits.float())
+        b, k = prob.shape[:2]
         if present is not None:
-            prob = prob * present[:, :, None, None].to(prob.dtype)
-        background = torch.prod(1 - prob, dim=1, keepdim=True)
+            prob = prob * present.to(prob.dtype).view(b, k, 1, 1)
+        # The product over the objects as a chain of products (XNNPACK has no product).
+        background = 1 - (prob[:, :1] if k > 1 else prob)
+        for i in range(1, k):
+            background = background * (1 - prob[:, i : i + 1])
         prob = torch.cat([background, prob], dim=1).clamp(1e-7, 1 - 1e-7)
         return torch.log(prob / (1 - prob))

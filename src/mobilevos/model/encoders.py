@@ -16,7 +16,8 @@ from mobilevos.model.blocks import (
     ASPP,
     FeatureFusionBlock,
     SeparableResBlock,
-    repeat_objects,
+    cat_objects,
+    plus_objects,
     strided_separable,
 )
 
@@ -75,8 +76,12 @@ def object_masks(masks: Tensor) -> Tensor:
 
     Shapes: masks (B, K, H, W) -> (B*K, 2, H, W).
     """
-    others = masks.sum(dim=1, keepdim=True) - masks
-    return torch.stack([masks, others], dim=2).flatten(0, 1)
+    total = masks[:, :1] if masks.shape[1] > 1 else masks
+    for i in range(1, masks.shape[1]):  # a chain of sums: XNNPACK runs it, not a reduction
+        total = total + masks[:, i : i + 1]
+    others = total - masks
+    b, k, h, w = masks.shape
+    return torch.cat([masks.view(b, k, 1, h, w), others.view(b, k, 1, h, w)], dim=2).flatten(0, 1)
 
 
 class ValueEncoder(nn.Module):
@@ -103,8 +108,8 @@ class ValueEncoder(nn.Module):
     def forward(self, image: Tensor, query: QueryFeatures, masks: Tensor) -> Tensor:
         """Shapes: image (B, 3, H, W), masks (B, K, H, W) in [0, 1]; returns (B, K, Cv, h, w)."""
         b, k = masks.shape[:2]
-        x = torch.cat([repeat_objects(image, k), object_masks(masks)], dim=1)
-        value = self.fuser(self.trunk(x).f16, repeat_objects(query.f16, k))
+        x = cat_objects([image, object_masks(masks)])
+        value = self.fuser(self.trunk(x).f16, query.f16)
         return value.view(b, k, *value.shape[1:])
 
 
@@ -148,9 +153,9 @@ class MaskValueEncoder(nn.Module):
         (B, K, H, W) in [0, 1]; returns (B, K, Cv, h, w)."""
         b, k = masks.shape[:2]
         pooled = F.avg_pool2d(object_masks(masks), 4)  # B*K, 2, H/4, W/4
-        x = self.mask_embed(pooled) + repeat_objects(self.skip4(query.f4), k)
-        x = self.down8(F.relu(x)) + repeat_objects(self.skip8(query.f8), k)
-        x = self.down16(F.relu(x)) + repeat_objects(self.skip16(query.f16), k)
+        x = plus_objects(self.mask_embed(pooled), self.skip4(query.f4))
+        x = plus_objects(self.down8(F.relu(x)), self.skip8(query.f8))
+        x = plus_objects(self.down16(F.relu(x)), self.skip16(query.f16))
         learned = self.project(F.relu(self.refine(x)))
         value = torch.cat([learned, F.avg_pool2d(pooled, 4).to(learned.dtype)], dim=1)
         return value.view(b, k, *value.shape[1:])

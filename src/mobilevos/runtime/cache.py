@@ -107,7 +107,7 @@ def open_cached_export(
             try:
                 return open_exported(folder, threads=threads)
             except MobileVOSError as exc:  # a damaged manifest or program
-                _say(f"the cached export is damaged ({exc}); exporting it again")
+                _say(f"the cached export cannot be loaded ({exc}); exporting it again")
                 shutil.rmtree(folder)
         _export(model, folder, size, max_objects, memory)
         return open_exported(folder, threads=threads)
