@@ -30,6 +30,7 @@ from mobilevos.cli import main
 from mobilevos.config import available_presets, get_preset
 from mobilevos.data.synth import SynthConfig, render_video
 from mobilevos.errors import CheckpointError, InputError
+from mobilevos.formats.manifest import MANIFEST_VERSION
 from mobilevos.io import open_frames, read_label_image, write_palette_png, write_video
 from mobilevos.model.network import build_model
 from mobilevos.predictor import VOSPredictor
@@ -632,7 +633,7 @@ def test_info_lists_every_preset_with_its_parameter_count(capsys) -> None:
     assert _millions(result.out, r"^mobilevos-tiny\s+([0-9.]+)M") == round(tiny / 1e6, 3)
     # FLOPs at 480x864 beside the parameters: the fast student's budget, the lite's 14.3 G.
     fast = re.search(r"^mobilevos-mbv2-fast\s+\S+\s+-\s+([0-9.]+)\s+\+([0-9.]+)%", result.out, re.M)
-    assert fast and float(fast.group(1)) <= 6.0 and float(fast.group(2)) <= 10.0, result.out
+    assert fast and float(fast.group(1)) <= 6.0 and float(fast.group(2)) <= 15.0, result.out
     assert re.search(r"^mobilevos-mbv2-lite\s+\S+\s+1\.9M\s+14\.3\s", result.out, re.M)
 
 
@@ -780,7 +781,7 @@ def test_serve_explains_what_is_missing_in_one_line(
     result = run_cli(capsys, "serve", "--web-dir", web, "--model-dir", not_an_export)
     assert_user_error(result, "no manifest.json")
     manifest = {
-        "format_version": 1,
+        "format_version": MANIFEST_VERSION,
         "graphs": {"encode_query": {}, "encode_value": {}, "segment": {}},
         "memory": {},
         "input_size": [32, 48],

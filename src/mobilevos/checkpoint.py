@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 ASSETS = Path(__file__).resolve().parent / "assets"
-DEFAULT_PRESET = "mobilevos-mbv2-lite"
+DEFAULT_PRESET = "mobilevos-mbv2-fast"
 """The preset whose shipped weights are the default model (``load_model()``, ``segment``)."""
 
 

@@ -162,8 +162,10 @@ _PRESETS: dict[str, ModelConfig] = {
     # This project's student cut to a CPU's budget (not in the paper): the lite model's query
     # trunk, no value trunk (the value is built from the query trunk's features and the object's
     # mask by a light branch) and a light decoder; values of 32 channels, since the readout's
-    # cost per object grows with them. 5.1 GFLOP a frame at 480x864 (lite: 14.3), and
-    # each further object adds under a tenth of that (see `mobilevos info`).
+    # cost per object grows with them. Its second architecture (the first had half the mask
+    # branch's widths and a 64, 32, 16 decoder: it learned far more slowly, docs/models.md):
+    # 0.75 M parameters, 5.4 GFLOP a frame at 480x864 (lite: 14.3), and each further object
+    # adds 0.74 GFLOP (see `mobilevos info`).
     "mobilevos-mbv2-fast": ModelConfig(
         name="mobilevos-mbv2-fast",
         query_backbone="mobilenetv2",
@@ -171,8 +173,8 @@ _PRESETS: dict[str, ModelConfig] = {
         value_dim=32,
         query_value_dim=64,
         decoder="light",
-        decoder_dims=(64, 32, 16),
-        value_branch_dims=(16, 32, 64),
+        decoder_dims=(64, 48, 32),
+        value_branch_dims=(32, 64, 128),
         aspp=False,
     ),
     # STCN-like teacher (ResNet-50 query trunk, ResNet-18 value trunk, key 64, value 512), with a

@@ -11,8 +11,8 @@ followed). The clip is one of the default model's real training videos (pseudo-m
 accuracy: the README's table has that.
 
 When either package is missing, the demo says so and segments a generated clip instead. In a
-checkout without the shipped model, an *untrained* ``mobilevos-mbv2-lite`` (ImageNet MobileNetV2
-trunks, random VOS layers) shows the pipeline running, not segmentation quality.
+checkout without the shipped model, an *untrained* default preset (ImageNet MobileNetV2 trunk,
+random VOS layers) shows the pipeline running, not segmentation quality.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from mobilevos.checkpoint import DEFAULT_CHECKPOINT, load_model, read_checkpoint
+from mobilevos.checkpoint import DEFAULT_CHECKPOINT, DEFAULT_PRESET, load_model, read_checkpoint
 from mobilevos.config import get_preset
 from mobilevos.data.synth import SynthConfig, render_video
 from mobilevos.extras import BIG_BUCK_BUNNY, U2NETP
@@ -40,7 +40,6 @@ from mobilevos.predictor import VOSPredictor
 from mobilevos.runtime import open_engine
 from mobilevos.segment import SegmentResult, segment_video
 
-DEMO_PRESET = "mobilevos-mbv2-lite"
 DEMO_SEED = 2023
 SIZE = 360
 """Short side the network sees in the demo (the clip is 720 high)."""
@@ -84,11 +83,11 @@ def _model() -> MobileVOS:
         print(f"model: the shipped default ({model.config.name}, {steps} training steps)")
         return model
     print(
-        f"WARNING: no default model is installed, so {DEMO_PRESET} runs UNTRAINED: the "
+        f"WARNING: no default model is installed, so {DEFAULT_PRESET} runs UNTRAINED: the "
         "masks below are meaningless; the demo only shows the pipeline running.",
         file=sys.stderr,
     )
-    return build_model(get_preset(DEMO_PRESET)).eval()  # ImageNet trunks, random VOS layers
+    return build_model(get_preset(DEFAULT_PRESET)).eval()  # ImageNet trunks, random VOS layers
 
 
 def _write_first_mask(clip: Path, foreground: Path, path: Path) -> None:
