@@ -30,7 +30,7 @@ from mobilevos.bench import (
 from mobilevos.cli import main
 
 MODEL = "mobilevos-tiny"
-BACKENDS = ("torch", "torch-contiguous")
+BACKENDS = ("torch", "torch-contiguous", "auto")
 OBJECTS = (1, 2)
 FRAMES, WARMUP, LONG = 3, 1, 150
 
@@ -46,8 +46,9 @@ CONFIG_KEYS = {
     "speedup_vs_teacher", "samples_ms", "mask_iou_vs_torch",
 }  # fmt: skip
 LONG_KEYS = {
-    "model", "backend", "bank_bytes_at_100", "bank_bytes_end", "bank_constant", "rss_mb_at_100",
-    "rss_mb_end", "rss_growth_mb", "p50_ms_100_200", "p50_ms_last_10pct", "latency_ratio",
+    "model", "backend", "window", "bank_bytes_first", "bank_bytes_end", "bank_constant",
+    "rss_mb_first", "rss_mb_end", "rss_growth_mb", "p50_ms_first", "p50_ms_last",
+    "latency_ratio", "trace",
 }  # fmt: skip
 STATS = {"p50", "p90", "mean"}
 
@@ -156,8 +157,9 @@ def test_outputs_are_written_and_the_table_printed(bench_run: BenchRun) -> None:
     assert not (bench_run.out_dir / "bench.json").exists()  # --json put it elsewhere
     rows = [line for line in markdown.splitlines() if line.startswith(f"| {MODEL} |")]
     assert len(rows) == len(BACKENDS) * len(OBJECTS) + len(BACKENDS)  # + long-stream rows
-    png = (bench_run.out_dir / "bench.png").read_bytes()
-    assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 1000
+    for picture in ("bench.png", "long.png"):
+        png = (bench_run.out_dir / picture).read_bytes()
+        assert png.startswith(b"\x89PNG\r\n\x1a\n") and len(png) > 1000
     assert not [p for p in bench_run.out_dir.iterdir() if p.name.startswith(".")]  # no temps
 
 
@@ -173,7 +175,12 @@ def test_long_stream_memory_stays_the_same(bench_run: BenchRun) -> None:
     for result in long["results"]:
         assert set(result) == LONG_KEYS
         assert result["bank_constant"] is True
-        assert result["bank_bytes_at_100"] == result["bank_bytes_end"] > 0
+        assert result["bank_bytes_first"] == result["bank_bytes_end"] > 0
+        # One trace point per window of a tenth of the stream, the first and last reported.
+        assert result["window"] == LONG // 10
+        assert [p["frame"] for p in result["trace"]] == list(range(15, LONG + 1, 15))
+        assert result["p50_ms_first"] == result["trace"][0]["p50_ms"]
+        assert result["rss_mb_end"] == result["trace"][-1]["rss_mb"]
 
 
 def test_memory_bank_grows_with_objects(bench_run: BenchRun) -> None:

@@ -9,9 +9,17 @@ from mobilevos.device import resolve_device
 from mobilevos.errors import ConfigError
 from mobilevos.formats.registry import FORMATS
 
-BACKENDS = ("torch", "torch-contiguous", *FORMATS, *(f"{name}-int8" for name in FORMATS))
+BACKENDS = (
+    "torch",
+    "torch-contiguous",
+    "auto",
+    *FORMATS,
+    *(f"{name}-int8" for name in FORMATS),
+)
 """torch: the PyTorch engine as the predictor sets it up (channels-last on the CPU);
-torch-contiguous: the same without channels-last; FORMAT / FORMAT-int8 for each runtime format
+torch-contiguous: the same without channels-last; auto: what ``segment`` runs by default
+(:func:`~mobilevos.runtime.open_engine`'s ``auto``: on the CPU, ONNX Runtime through the export
+cache, here a cache of the run's own); FORMAT / FORMAT-int8 for each runtime format
 (:data:`~mobilevos.formats.registry.FORMATS`): the model exported in that format (fp32 /
 int8-quantised) under its runtime (ONNX Runtime; ExecuTorch with XNNPACK, the ``phone``
 extra)."""

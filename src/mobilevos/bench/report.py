@@ -189,16 +189,16 @@ def config_table(rows: list[dict[str, Any]]) -> list[str]:
 def long_table(rows: list[dict[str, Any]]) -> list[str]:
     """One markdown row per long stream."""
     lines = [
-        "| model | backend | bank bytes @100 | bank bytes end | RSS @100 MB | RSS growth MB "
-        "| p50 100-200 ms | p50 last 10% ms | late/early |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "| model | backend | window (frames) | bank bytes, first window | bank bytes, end "
+        "| RSS after first window MB | RSS growth MB | p50 first window ms "
+        "| p50 last window ms | last/first |",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         cells = [
-            r["model"], r["backend"], str(r["bank_bytes_at_100"]), str(r["bank_bytes_end"]),
-            f"{r['rss_mb_at_100']:.0f}", f"{r['rss_growth_mb']:+.1f}",
-            f"{r['p50_ms_100_200']:.1f}", f"{r['p50_ms_last_10pct']:.1f}",
-            f"{r['latency_ratio']:.2f}",
+            r["model"], r["backend"], str(r["window"]), str(r["bank_bytes_first"]),
+            str(r["bank_bytes_end"]), f"{r['rss_mb_first']:.0f}", f"{r['rss_growth_mb']:+.1f}",
+            f"{r['p50_ms_first']:.1f}", f"{r['p50_ms_last']:.1f}", f"{r['latency_ratio']:.2f}",
         ]  # fmt: skip
         lines.append("| " + " | ".join(cells) + " |")
     return lines
@@ -228,11 +228,32 @@ def plot_stages(rows: list[dict[str, Any]], path: Path) -> None:
     figure.savefig(path, dpi=120)
 
 
+def plot_long(long: dict[str, Any], path: Path) -> None:
+    """The long streams' traces: resident memory and median latency, window by window."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    figure = Figure(figsize=(9, 5), layout="constrained")
+    FigureCanvasAgg(figure)
+    memory, latency = figure.subplots(2, 1, sharex=True)
+    for r in long["results"]:
+        frames = [p["frame"] for p in r["trace"]]
+        label = f"{r['model']} / {r['backend']}"
+        memory.plot(frames, [p["rss_mb"] for p in r["trace"]], label=label)
+        latency.plot(frames, [p["p50_ms"] for p in r["trace"]], label=label)
+    memory.set_ylabel("resident memory, MB")
+    latency.set_ylabel(f"p50 ms of each {long['results'][0]['window']} frames")
+    latency.set_xlabel(f"frame ({_hw(long['size'])})")
+    memory.legend(fontsize="small")
+    figure.savefig(path, dpi=120)
+
+
 def write_outputs(
     report: dict[str, Any], out_dir: str | Path, json_path: str | Path | None = None
 ) -> str:
-    """Write ``bench.md``, ``bench.png`` and the JSON report (``json_path``, default
-    ``out_dir/bench.json``), each atomically; returns the markdown."""
+    """Write ``bench.md``, ``bench.png`` (``long.png`` too with long streams) and the JSON
+    report (``json_path``, default ``out_dir/bench.json``), each atomically; returns the
+    markdown."""
     out_dir = Path(out_dir)
     markdown = markdown_report(report)
     with atomic_path(json_path or out_dir / "bench.json") as tmp:
@@ -241,4 +262,7 @@ def write_outputs(
         tmp.write_text(markdown)
     with atomic_path(out_dir / "bench.png") as tmp:
         plot_stages(report["configs"], tmp)
+    if report["long"]:
+        with atomic_path(out_dir / "long.png") as tmp:
+            plot_long(report["long"], tmp)
     return markdown

@@ -30,8 +30,9 @@ from mobilevos.runtime import open_engine
 
 STAGES = ("preprocess", "encode_query", "segment", "encode_value", "postprocess")
 """The predictor's timed stages (:attr:`VOSPredictor.stage_seconds`), in the order they run."""
-LONG_EARLY = (100, 200)
-"""Frames of a long stream whose latency is the "early" reference (after the warm-up)."""
+LONG_WINDOW = 1000
+"""Frames of a long stream's first and last windows, whose latency and memory are compared
+(a tenth of the stream when that is shorter); the trace has one point per window."""
 LONG_CLIP_FRAMES = 48
 """Frames of the long stream's clip, which it loops."""
 CALIBRATION_FRAMES = 8
@@ -101,6 +102,15 @@ class PredictorFactory:
                 device=self.options.device,
                 autocast=self.options.amp,
                 channels_last=False if backend == "torch-contiguous" else None,
+            )
+        elif backend == "auto":
+            engine = open_engine(
+                self._model(name, backend),
+                "auto",
+                device=self.options.device,
+                threads=self.options.threads,
+                autocast=self.options.amp,
+                cache=self.workdir / "cache",
             )
         else:
             engine = self._exported_engine(name, backend, objects, clip)
@@ -224,37 +234,44 @@ def run_rounds(runs: list[_Run], options: BenchOptions, device: torch.device) ->
 def run_long(
     factory: PredictorFactory, name: str, backend: str, clip: SynthVideo
 ) -> dict[str, Any]:
-    """Stream ``long`` frames (the clip, looped) with one object; compare frame
-    ``LONG_EARLY[0]`` with the end (bank bytes, resident memory) and the latency of frames
-    ``LONG_EARLY`` with that of the last 10%."""
+    """Stream ``long`` frames (the clip, looped) with one object. The first and the last
+    window of frames (:data:`LONG_WINDOW`) are compared: median latency, and the memory bank's
+    bytes and the process's resident memory at each window's end. ``trace`` has, for every
+    window, its last frame, the resident memory there and the window's median latency."""
     options = factory.options
+    window = min(LONG_WINDOW, options.long // 10)
     predictor = factory.build(name, backend, 1, clip)
     predictor.timing = False
     mask = first_mask(clip.labels[0], 1)
     seconds: list[float] = []
-    bank_early, rss_early = 0, 0.0
+    trace: list[dict[str, float]] = []
+    bank_first = 0
     desc = f"long {name} {backend}"
     for t in tqdm(range(options.long), desc=desc, unit="frame", disable=not options.progress):
         start = time.perf_counter()
         predictor.step(clip.frames[t % len(clip.frames)], mask=mask if t == 0 else None)
         seconds.append(time.perf_counter() - start)
-        if t == LONG_EARLY[0]:
-            bank_early, rss_early = predictor.memory.nbytes, current_rss_mb()
-    early = statistics.median(seconds[LONG_EARLY[0] : LONG_EARLY[1]]) * 1e3
-    late = statistics.median(seconds[-max(len(seconds) // 10, 1) :]) * 1e3
-    bank_end, rss_end = predictor.memory.nbytes, current_rss_mb()
+        if (t + 1) % window == 0:
+            p50 = statistics.median(seconds[-window:]) * 1e3
+            trace.append({"frame": t + 1, "rss_mb": current_rss_mb(), "p50_ms": round(p50, 3)})
+            if t + 1 == window:
+                bank_first = predictor.memory.nbytes
+    first, last = trace[0], trace[-1]
+    bank_end = predictor.memory.nbytes
     return {
         "model": name,
         "backend": backend,
-        "bank_bytes_at_100": bank_early,
+        "window": window,
+        "bank_bytes_first": bank_first,
         "bank_bytes_end": bank_end,
-        "bank_constant": bank_early == bank_end,
-        "rss_mb_at_100": rss_early,
-        "rss_mb_end": rss_end,
-        "rss_growth_mb": rss_end - rss_early,
-        "p50_ms_100_200": early,
-        "p50_ms_last_10pct": late,
-        "latency_ratio": late / early,
+        "bank_constant": bank_first == bank_end,
+        "rss_mb_first": first["rss_mb"],
+        "rss_mb_end": last["rss_mb"],
+        "rss_growth_mb": last["rss_mb"] - first["rss_mb"],
+        "p50_ms_first": first["p50_ms"],
+        "p50_ms_last": last["p50_ms"],
+        "latency_ratio": last["p50_ms"] / first["p50_ms"],
+        "trace": trace,
     }
 
 
