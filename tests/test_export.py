@@ -66,7 +66,7 @@ def test_manifest_round_trips_and_describes_the_graphs(model, exported):
     segment = {i["name"]: i for i in manifest["graphs"]["segment"]["inputs"]}
     s = model.config.memory.capacity
     assert segment["memory_values"]["shape"] == [1, 2, model.config.value_dim, s, 4, 6]
-    assert segment["valid"]["dtype"] == "bool"
+    assert segment["valid"]["dtype"] == segment["present"]["dtype"] == "float32"  # 0/1 masks
     assert manifest["preprocessing"]["mean"] == [0.485, 0.456, 0.406]
     value_inputs = [i["name"] for i in manifest["graphs"]["encode_value"]["inputs"]]
     assert value_inputs == [*model.value_encoder.reads, "masks"]

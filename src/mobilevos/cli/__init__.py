@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from mobilevos.cli.bench import add_bench
 from mobilevos.cli.evaluate import add_eval, add_score
 from mobilevos.cli.export import add_export
+from mobilevos.cli.live import add_live
 from mobilevos.cli.segment import add_segment
 from mobilevos.cli.tools import add_convert, add_demo, add_info, add_serve, add_synth, add_train
 from mobilevos.errors import MobileVOSError
@@ -29,6 +30,7 @@ from mobilevos.version import __version__
 
 SUBCOMMANDS: list[Callable[[argparse._SubParsersAction], None]] = [
     add_segment,
+    add_live,
     add_info,
     add_convert,
     add_eval,

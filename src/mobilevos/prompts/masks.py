@@ -136,6 +136,11 @@ class PromptSegmenter:
                 self.model = U2NETP.path()
             self._model = ForegroundModel(self.model, threads=self.threads)
 
+    @property
+    def foreground(self) -> ForegroundModel:
+        """The salient-object model the prompts run (U²-Net-p)."""
+        return self._model
+
     def label_map(
         self,
         image: np.ndarray,
