@@ -11,7 +11,8 @@ PyTorch and every export on both sets at the network size 288x512 (the procedura
 size; the real clips are fitted into it), and compares each int8 export's masks with its fp32
 export's frame by frame (mean IoU over objects). Speed is measured by ``mobilevos bench``;
 ``--threads`` (1 by default) lets the report run beside other work without skewing it.
-Writes ``results/int8/report.json`` and ``report.md``.
+Writes ``results/int8/report.json`` and ``report.md`` (``--out``; the lite's are in
+``results/int8-lite/``).
 """
 
 from __future__ import annotations
