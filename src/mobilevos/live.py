@@ -21,7 +21,6 @@ its frame rate, as a camera would deliver it (``loop`` replays it).
 from __future__ import annotations
 
 import contextlib
-import logging
 import signal
 import threading
 import time
@@ -36,8 +35,6 @@ from mobilevos.foreground import foreground_mask
 from mobilevos.io import OverlayWriter, write_palette_png
 from mobilevos.predictor import VOSPredictor
 from mobilevos.prompts import PromptSegmenter
-
-log = logging.getLogger(__name__)
 
 OPEN_TIMEOUT_S = 10.0
 """How long a network stream may take to open or to deliver a frame before it is an error."""

@@ -207,7 +207,7 @@ class ASPP(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         outs = [branch(x) for branch in self.branches]
-        pooled = self.pool(global_pools(x)[0])
+        pooled = self.pool(F.avg_pool2d(x, x.shape[-2:]))
         # Spread over the map: a bilinear upsampling of a 1x1 map repeats its value (XNNPACK
         # runs it; a broadcast copy it does not).
         outs.append(F.interpolate(pooled, size=x.shape[-2:], mode="bilinear", align_corners=False))
