@@ -84,8 +84,11 @@ def _folder_engine(
         raise ConfigError("exported programs run on the CPU: drop --device")
     found = export_format(read_manifest(folder)).name
     if backend not in ("auto", found):
-        raise InputError(folder, f"holds {found} programs, not {backend}: use "
-                         f"--backend {found} or export with --format {backend}")  # fmt: skip
+        raise InputError(
+            folder,
+            f"holds {found} programs, not {backend}: use --backend {found} or export with "
+            f"--format {backend}",
+        )
     return open_exported(folder, threads=threads)
 
 
