@@ -32,7 +32,7 @@ from mobilevos.io import atomic_dir, atomic_path, write_palette_png
 from mobilevos.model.network import MobileVOS
 from mobilevos.predictor import VOSPredictor
 from mobilevos.runtime import open_engine
-from mobilevos.scoring import DATASETS, DavisResult, score_davis, write_davis_csvs, write_report
+from mobilevos.scoring import DATASETS, DavisResult, score_davis, write_results
 
 log = logging.getLogger(__name__)
 
@@ -179,9 +179,6 @@ def evaluate(
     finally:
         shutdown_distributed()
     if isinstance(result, DavisResult):
-        written = write_davis_csvs(result, out_dir)
-        if report:
-            written = (*written, *write_report(result, out_dir))
-        for path in written:
+        for path in write_results(result, out_dir, report):
             log.info("wrote %s", path)
     return result

@@ -26,6 +26,7 @@ from mobilevos.scoring.report import (
     format_ytvos_table,
     write_davis_csvs,
     write_report,
+    write_results,
     write_ytvos_csvs,
 )
 from mobilevos.scoring.results import SequenceScores, read_prediction
@@ -60,5 +61,6 @@ __all__ = [
     "seen_categories_from_train",
     "write_davis_csvs",
     "write_report",
+    "write_results",
     "write_ytvos_csvs",
 ]

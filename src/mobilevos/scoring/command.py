@@ -9,7 +9,7 @@ from pathlib import Path
 
 from mobilevos.errors import ConfigError
 from mobilevos.scoring.davis import DavisResult, score_davis
-from mobilevos.scoring.report import write_davis_csvs, write_report, write_ytvos_csvs
+from mobilevos.scoring.report import write_results
 from mobilevos.scoring.ytvos import YTVOSResult, score_ytvos
 
 logger = logging.getLogger(__name__)
@@ -53,7 +53,6 @@ def score(
             workers=workers,
             resolution=resolution,
         )
-        written = write_davis_csvs(result, out_dir)
     else:
         if split not in (None, "train"):
             raise ConfigError(
@@ -70,9 +69,6 @@ def score(
             workers=workers,
             videos=sequences,
         )
-        written = write_ytvos_csvs(result, out_dir)
-    if report:
-        written = (*written, *write_report(result, out_dir))
-    for path in written:
+    for path in write_results(result, out_dir, report):
         logger.info("wrote %s", path)
     return result

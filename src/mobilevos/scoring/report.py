@@ -181,6 +181,20 @@ def _strip(scores: SequenceScores, n_frames: int, max_width: int) -> Image.Image
     return strip
 
 
+def write_results(
+    result: DavisResult | YTVOSResult, out_dir: str | Path, report: bool = False
+) -> tuple[Path, ...]:
+    """The result's CSVs under ``out_dir`` (:func:`write_davis_csvs` or
+    :func:`write_ytvos_csvs`), and with ``report`` its :func:`write_report`; the paths written."""
+    if isinstance(result, DavisResult):
+        written: tuple[Path, ...] = write_davis_csvs(result, out_dir)
+    else:
+        written = write_ytvos_csvs(result, out_dir)
+    if report:
+        written = (*written, *write_report(result, out_dir))
+    return written
+
+
 def write_report(
     result: DavisResult | YTVOSResult,
     out_dir: str | Path,
