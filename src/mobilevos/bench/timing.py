@@ -95,21 +95,14 @@ class PredictorFactory:
     def build(self, name: str, backend: str, objects: int, clip: SynthVideo) -> VOSPredictor:
         """A predictor with ``timing`` on, for the clip's frames seen at their short side."""
         size = min(clip.frames.shape[1:3])
-        if backend in ("torch", "torch-contiguous"):
+        if backend in ("torch", "torch-contiguous", "auto"):  # from the model, by open_engine
             engine = open_engine(
                 self._model(name, backend),
-                "torch",
-                device=self.options.device,
-                autocast=self.options.amp,
-                channels_last=False if backend == "torch-contiguous" else None,
-            )
-        elif backend == "auto":
-            engine = open_engine(
-                self._model(name, backend),
-                "auto",
+                "auto" if backend == "auto" else "torch",
                 device=self.options.device,
                 threads=self.options.threads,
                 autocast=self.options.amp,
+                channels_last=False if backend == "torch-contiguous" else None,
                 cache=self.workdir / "cache",
             )
         else:
