@@ -139,13 +139,19 @@ def server(clip: Clip, model_dir: Path, preset_dirs: dict[str, Path]) -> Iterato
 
 
 @pytest.fixture(scope="module")
-def browser(server: WebServer) -> Iterator[Any]:
+def playwright(tools: None) -> Iterator[Any]:
+    """One Playwright driver for every browser of the module (it allows one per thread)."""
     from playwright.sync_api import sync_playwright
 
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
-        yield chromium
-        chromium.close()
+    with sync_playwright() as driver:
+        yield driver
+
+
+@pytest.fixture(scope="module")
+def browser(playwright: Any, server: WebServer) -> Iterator[Any]:
+    chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+    yield chromium
+    chromium.close()
 
 
 @pytest.fixture
@@ -364,3 +370,229 @@ def test_page_model_checks_the_manifest_against_its_graphs(
         }"""
     )
     assert error is not None and "do not match the memory" in error
+
+
+# ----------------------------------------------------------------------------------- the camera
+
+# The fake camera's rate: faster than the model at any export size here, so frames are dropped.
+CAMERA_FPS = 60
+# Page -> Python: bytes of a typed array as base64, in chunks (a spread of 200k arguments
+# overflows the stack).
+TO_BASE64 = """(bytes) => {
+  let text = '';
+  for (let i = 0; i < bytes.length; i += 0x8000) {
+    text += String.fromCharCode(...bytes.subarray(i, i + 0x8000));
+  }
+  return btoa(text);
+}"""
+
+
+def write_y4m(path: Path, frames: np.ndarray, fps: int) -> None:
+    """(T, H, W, 3) uint8 RGB as a YUV4MPEG2 file (4:2:0, full-range BT.601), which Chromium's
+    fake camera plays in a loop."""
+    rgb = frames.astype(np.float64)
+    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+    y = 0.299 * r + 0.587 * g + 0.114 * b
+    u = 128 - 0.168736 * r - 0.331264 * g + 0.5 * b
+    v = 128 + 0.5 * r - 0.418688 * g - 0.081312 * b
+    t, h, w = y.shape
+
+    def half(x: np.ndarray) -> np.ndarray:
+        return x.reshape(t, h // 2, 2, w // 2, 2).mean(axis=(2, 4))
+
+    planes = [np.clip(p, 0, 255).round().astype(np.uint8) for p in (y, half(u), half(v))]
+    with open(path, "wb") as out:
+        out.write(f"YUV4MPEG2 W{w} H{h} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
+        for i in range(t):
+            out.write(b"FRAME\n")
+            for plane in planes:
+                out.write(np.ascontiguousarray(plane[i]).tobytes())
+
+
+@pytest.fixture(scope="module")
+def camera_browser(
+    playwright: Any, clip: Clip, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Any]:
+    """Chromium with a fake camera that plays the generated clip, and camera access granted."""
+    y4m = tmp_path_factory.mktemp("camera") / "clip.y4m"
+    write_y4m(y4m, clip.frames, CAMERA_FPS)
+    args = [
+        "--no-sandbox",
+        "--use-fake-device-for-media-stream",
+        "--use-fake-ui-for-media-stream",
+        f"--use-file-for-fake-video-capture={y4m}",
+    ]
+    chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=args)
+    yield chromium
+    chromium.close()
+
+
+@pytest.fixture
+def camera_page(camera_browser: Any, server: WebServer) -> Iterator[Any]:
+    context = camera_browser.new_context(
+        viewport={"width": 1000, "height": 900}, accept_downloads=True, permissions=["camera"]
+    )
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    yield page
+    context.close()
+    assert not errors, errors
+
+
+def page_bytes(page: Any, expression: str) -> bytes:
+    """A typed array the page computes (``expression``, over ``mobilevosPage``), as bytes."""
+    encoded = page.evaluate(
+        f"() => {{ const s = window.mobilevosPage; return ({TO_BASE64})({expression}); }}"
+    )
+    return base64.b64decode(encoded)
+
+
+def history(page: Any) -> list[dict[str, Any]]:
+    """The page's segmented frames: index, whether given a mask, objects removed before it,
+    the frame (H, W, 3) and its labels (H, W)."""
+    entries = page.evaluate(
+        "() => window.mobilevosPage.history.map((e) => ({index: e.index, given: e.given, "
+        "removed: e.removed, width: e.image.width, height: e.image.height}))"
+    )
+    for k, entry in enumerate(entries):
+        shape = (entry["height"], entry["width"])
+        rgba = page_bytes(page, f"s.history[{k}].image.data")
+        entry["image"] = np.frombuffer(rgba, np.uint8).reshape(*shape, 4)[..., :3]
+        labels = page_bytes(page, f"s.history[{k}].labels")
+        entry["labels"] = np.frombuffer(labels, np.uint8).reshape(shape)
+    return entries
+
+
+def processed(page: Any) -> int:
+    return int(page.get_attribute("#dropped", "data-processed") or 0)
+
+
+def wait_processed(page: Any, count: int) -> None:
+    done = "Number(document.querySelector('#dropped').dataset.processed)"
+    page.wait_for_function(f"{done} >= {count}")
+
+
+def far_from_objects(labels: np.ndarray) -> tuple[int, int]:
+    """(x, y) of the pixel farthest from every object on every frame of the clip."""
+    distance = ndimage.distance_transform_edt(~(labels != 0).any(axis=0))
+    y, x = np.unravel_index(np.argmax(distance), distance.shape)
+    return int(x), int(y)
+
+
+def test_camera_tracks_live_takes_corrections_and_matches_python(
+    camera_page: Any, server: WebServer, clip: Clip, model_dir: Path
+) -> None:
+    page = camera_page
+    open_page(page, server)
+    page.click("#camera-open")
+    page.wait_for_function("document.querySelector('#video-info').textContent.includes('live')")
+    height, width = CLIP_SIZE
+    page.click("#freeze")
+    page.wait_for_function("window.mobilevosPage.shown !== null")
+    frozen = np.frombuffer(page_bytes(page, "s.shown.image.data"), np.uint8)
+    frozen = frozen.reshape(height, width, 4)[..., :3].astype(np.float64)
+    # The objects on the frozen frame: the clip's labels of the frame it shows (the nearest).
+    t = int(np.argmin([np.mean((frozen - f) ** 2) for f in clip.frames]))
+    page.evaluate(
+        "(b64) => { const s = window.mobilevosPage; "
+        "s.shown.labels.set(Uint8Array.from(atob(b64), (c) => c.charCodeAt(0))); "
+        "s.edited = true; }",
+        base64.b64encode(clip.labels[t].tobytes()).decode(),
+    )
+    page.evaluate("() => { window.mobilevosPage.historyLength = 10_000; }")  # keep every frame
+    page.check("#record")
+    page.click("#play")
+    wait_processed(page, 6)
+
+    # A brush correction mid-stream: object 1 painted where no object ever is.
+    page.select_option("#object", "1")
+    page.check("input[name=tool][value=brush]")
+    page.fill("#brush-size", "60")
+    x, y = far_from_objects(clip.labels)
+    radius = (
+        int(page.input_value("#brush-size")) * width / page.locator("#view").bounding_box()["width"]
+    )
+    drag(page, [(x, y), (x + 1, y)], width)
+    before = processed(page)
+    wait_processed(page, before + 3)
+    # Object 2 removed from the next frame on.
+    page.select_option("#object", "2")
+    page.click("#remove")
+    removed_at = processed(page)
+    wait_processed(page, removed_at + 3)
+    page.click("#pause")
+    page.wait_for_selector("#play:not([disabled])")
+
+    entries = history(page)
+    indices = [e["index"] for e in entries]
+    assert indices == sorted(set(indices)), "a camera frame was processed twice"
+    dropped = int(page.get_attribute("#dropped", "data-count"))
+    assert dropped > 0  # the camera outruns the model
+    assert len(entries) + dropped == indices[-1] - indices[0] + 1  # every frame is one or other
+
+    given = [k for k, e in enumerate(entries) if e["given"]]
+    assert given[0] == 0 and len(given) == 2, given
+    corrected = given[1]
+    ys, xs = np.mgrid[:height, :width]
+    disc = np.hypot(xs + 0.5 - x, ys + 0.5 - y) <= 0.8 * radius  # inside the brush's stroke
+    assert (entries[corrected]["labels"][disc] == 1).all()
+    assert not (entries[corrected - 1]["labels"][disc] == 1).any()
+    removal = next(k for k, e in enumerate(entries) if e["removed"])
+    assert entries[removal]["removed"] == [2] and removal > corrected
+    assert all(2 not in np.unique(e["labels"]) for e in entries[removal:])
+
+    # Python, given the same frames, masks and removals, segments them the same way; without
+    # the correction, the frame after it would have been segmented otherwise.
+    def replay(entries: list[dict[str, Any]], correct: bool = True) -> Iterator[np.ndarray]:
+        predictor = VOSPredictor(OrtEngine(model_dir), size=None)
+        for k, entry in enumerate(entries):
+            if entry["removed"]:
+                predictor.remove_objects(entry["removed"])
+            given = entry["given"] and (correct or k != corrected)
+            yield predictor.step(entry["image"], mask=entry["labels"] if given else None)
+
+    for k, (entry, python) in enumerate(zip(entries, replay(entries), strict=True)):
+        ids = sorted(set(np.unique(python).tolist()) | set(np.unique(entry["labels"]).tolist()))
+        ious = object_ious(python, entry["labels"], [i for i in ids if i != 0])
+        assert min(ious) >= MIN_MEAN_IOU, (k, ious)
+    *_, uncorrected = replay(entries[: corrected + 2], correct=False)
+    assert (uncorrected != entries[corrected + 1]["labels"]).sum() > 0
+
+    with page.expect_download() as download:
+        page.click("#download")
+    with zipfile.ZipFile(download.value.path()) as archive:
+        assert archive.namelist() == [f"{i:05d}.png" for i in indices]
+    with page.expect_download() as download:
+        page.click("#download-overlay")
+    webm = Path(download.value.path()).read_bytes()
+    assert webm[:4] == b"\x1a\x45\xdf\xa3" and len(webm) > 1000  # an EBML (WebM) file
+
+    # The camera unplugged mid-run: one line, the masks kept.
+    page.click("#play")
+    wait_processed(page, len(entries) + 2)
+    page.evaluate(
+        "() => window.mobilevosPage.source.camera.stream.getVideoTracks()[0]"
+        ".dispatchEvent(new Event('ended'))"
+    )
+    assert "The camera stopped" in message(page)
+    page.wait_for_selector("#download:not([disabled])")
+    assert processed(page) >= len(entries) + 2
+
+
+@pytest.mark.parametrize(
+    "error, text",
+    [("NotAllowedError", "permission was denied"), ("NotFoundError", "No camera found")],
+)
+def test_page_says_why_the_camera_does_not_open(
+    page: Any, server: WebServer, error: str, text: str
+) -> None:
+    page.add_init_script(
+        "navigator.mediaDevices.getUserMedia = async () => "
+        f"{{ throw new DOMException('refused', '{error}'); }};"
+    )
+    open_page(page, server)
+    page.click("#camera-open")
+    assert text in message(page)
+    assert page.is_disabled("#play") and page.is_disabled("#freeze")

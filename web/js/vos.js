@@ -236,6 +236,51 @@ export class MemoryBank {
     else this.recentWrites += 1;
   }
 
+  /** Forget the objects at these positions (0-based); the others keep their order
+   *  (mobilevos.memory.MemoryBank.remove_objects). */
+  removeObjects(indices) {
+    const s = this.config.capacity;
+    const block = this.cv * s * this.hw;
+    const keep = [];
+    for (let o = 0; o < this.numObjects; o++) if (!indices.includes(o)) keep.push(o);
+    keep.forEach((from, to) => {
+      if (from === to) return;
+      this.values.copyWithin(to * block, from * block, (from + 1) * block);
+      this.valid.copyWithin(to * s, from * s, (from + 1) * s);
+    });
+    this.values.fill(0, keep.length * block);
+    this.valid.fill(0, keep.length * s);
+    this.numObjects = keep.length;
+  }
+
+  /** A copy of everything the bank holds, for restore(). */
+  snapshot() {
+    const { keys, values, valid, frameIndex } = this;
+    const { numObjects, pinnedWrites, recentWrites, lastWrite } = this;
+    return {
+      keys: keys.slice(),
+      values: values.slice(),
+      valid: valid.slice(),
+      frameIndex: frameIndex.slice(),
+      numObjects,
+      pinnedWrites,
+      recentWrites,
+      lastWrite,
+    };
+  }
+
+  /** Return to a snapshot() (which stays usable: its arrays are copied, not taken). */
+  restore(saved) {
+    this.keys.set(saved.keys);
+    this.values.set(saved.values);
+    this.valid.set(saved.valid);
+    this.frameIndex.set(saved.frameIndex);
+    this.numObjects = saved.numObjects;
+    this.pinnedWrites = saved.pinnedWrites;
+    this.recentWrites = saved.recentWrites;
+    this.lastWrite = saved.lastWrite;
+  }
+
   /** Start tracking `count` more objects, with no valid slot (their values are zero). */
   addObjects(count) {
     if (this.numObjects + count > this.maxObjects) {
@@ -511,6 +556,34 @@ export class VOSPredictor {
 
   get objectIds() {
     return [...this.ids];
+  }
+
+  /** Stop tracking these object ids from the next frame on (unknown ids are an error). */
+  removeObjects(ids) {
+    const unknown = ids.filter((id) => !this.ids.includes(id));
+    if (unknown.length) {
+      throw new InputError(`not tracking objects ${unknown}; tracking ${this.ids}`);
+    }
+    this.memory.removeObjects(ids.map((id) => this.ids.indexOf(id)));
+    this.ids = this.ids.filter((id) => !ids.includes(id));
+  }
+
+  /** The session as it stands (memory, ids, frame counter), to go back to with restore():
+   *  a correction of a frame already segmented re-runs it from the state before it. */
+  snapshot() {
+    return {
+      memory: this.memory.snapshot(),
+      frameIndex: this.frameIndex,
+      ids: [...this.ids],
+      geometry: this.geometry,
+    };
+  }
+
+  restore(saved) {
+    this.memory.restore(saved.memory);
+    this.frameIndex = saved.frameIndex;
+    this.ids = [...saved.ids];
+    this.geometry = saved.geometry;
   }
 
   /**
