@@ -37,3 +37,8 @@ class DatasetError(MobileVOSError):
 
 class ExportError(MobileVOSError):
     """An exported model that fails its checks, or graphs that do not fit their manifest."""
+
+
+class CalibrationWarning(UserWarning):
+    """An int8 export that was written but keeps fp32's masks less well than it should (the
+    calibration clip is a likely cause); the CLI prints it as one line."""

@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import argparse
+import sys
+import warnings
 from pathlib import Path
 
 from mobilevos.cli.common import add_model_arguments, load_model_from_args, parse_size
-from mobilevos.errors import ConfigError
+from mobilevos.errors import CalibrationWarning, ConfigError
 from mobilevos.formats.registry import FORMATS
 
 
@@ -31,6 +33,11 @@ def add_export(sub: argparse._SubParsersAction) -> None:
         "generated and real clips",
     )
     p.add_argument(
+        "--calibration-method",
+        help="how int8 sets activation ranges: onnx: minmax, percentile, entropy; executorch: "
+        "histogram, minmax, percentile (default: the format's; docs/export.md compares them)",
+    )
+    p.add_argument(
         "--no-verify", action="store_true", help="skip the comparison with PyTorch (or fp32)"
     )
     add_model_arguments(p)
@@ -42,20 +49,24 @@ def _export(args: argparse.Namespace) -> int:
     from mobilevos.formats.export import export_model
 
     size = parse_size(args.size)
-    if args.calibration is not None and not args.int8:
-        raise ConfigError("--calibration is for --int8")
+    for name in ("calibration", "calibration_method"):
+        if getattr(args, name) is not None and not args.int8:
+            raise ConfigError(f"--{name.replace('_', '-')} is for --int8")
     frames = read_calibration_frames(args.calibration) if args.calibration else None
-    manifest = export_model(
-        load_model_from_args(args),
-        args.out,
-        size,
-        args.max_objects,
-        format=args.format,
-        opset=args.opset,
-        int8=args.int8,
-        calibration_frames=frames,
-        verify=not args.no_verify,
-    )
+    with warnings.catch_warnings():  # printed below as one line, from the manifest
+        warnings.simplefilter("ignore", CalibrationWarning)
+        manifest = export_model(
+            load_model_from_args(args),
+            args.out,
+            size,
+            args.max_objects,
+            format=args.format,
+            opset=args.opset,
+            int8=args.int8,
+            calibration_frames=frames,
+            calibration_method=args.calibration_method,
+            verify=not args.no_verify,
+        )
     line = f"exported {manifest['precision']} {args.format} programs for {size[0]}x{size[1]}, "
     line += f"{args.max_objects} objects, to {args.out}"
     check = manifest.get("verification")
@@ -64,4 +75,6 @@ def _export(args: argparse.Namespace) -> int:
         line += f"; verified on {check['frames']} frames: max abs diff {worst:.2e}, "
         line += f"mean mask IoU {check['mean_iou']:.4f}"
     print(line)
+    if check and check.get("warning"):
+        print(f"warning: {args.out}: {check['warning']}", file=sys.stderr)
     return 0

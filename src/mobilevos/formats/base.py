@@ -38,7 +38,7 @@ Feeds = dict[str, list[dict[str, np.ndarray]]]
 
 class ProgramFormat(Protocol):
     """What a format's module implements (its ``FORMAT`` class), with the format's export
-    settings as constructor arguments (ONNX: the opset)."""
+    settings as constructor arguments (ONNX: the opset; both: the int8 calibration method)."""
 
     engine: ClassVar[type[ExportedEngine]]
     """Runs a folder of the format's programs."""
@@ -204,6 +204,15 @@ def check_signature(
                 f"{path}: {kind} {name or e['name']} is {dtype} {list(shape)} in the program "
                 f"but {e['dtype']} {e['shape']} in the manifest"
             )
+
+
+def check_calibration(format: str, method: str, methods: tuple[str, ...]) -> None:
+    """A one-line :class:`ConfigError` when ``method`` is not one of the format's int8
+    calibration ``methods``."""
+    if method not in methods:
+        raise ConfigError(
+            f"{format} int8 has no calibration method {method!r} (one of: {', '.join(methods)})"
+        )
 
 
 def unloadable(path: Path, kind: str, exc: Exception) -> ExportError:

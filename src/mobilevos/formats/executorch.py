@@ -10,12 +10,13 @@ per frame is left to ExecuTorch's portable kernels but a few scalar conversions
 
 int8 is PyTorch's PT2E static quantization with the XNNPACK quantizer: symmetric int8
 activations, per-channel int8 weights, BatchNorm folded into the convolutions, calibrated by
-running the prepared module on every recorded call of the calibration sessions (histogram
-observers). Quantized: every operator the quantizer knows (convolutions, residual additions,
-concatenations, ReLU/ReLU6 fused into their convolutions) inside the encoders and the decoder,
-so XNNPACK keeps whole chains of them in int8 without converting back and forth. fp32, for the
-reasons :mod:`mobilevos.formats.export` gives: the memory readout and the soft aggregation,
-which are not modules of the network but functions between them.
+running the prepared module on every recorded call of the calibration sessions (activation
+ranges by one of :data:`CALIBRATION_METHODS`). Quantized: every operator the quantizer knows
+(convolutions, residual additions, concatenations, ReLU/ReLU6 fused into their convolutions)
+inside the encoders and the decoder, so XNNPACK keeps whole chains of them in int8 without
+converting back and forth. fp32, for the reasons :mod:`mobilevos.formats.export` gives: the
+memory readout and the soft aggregation, which are not modules of the network but functions
+between them.
 
 :class:`ExecuTorchEngine` runs a folder of these programs through ExecuTorch's Python bindings
 (``pip install '.[phone]'``); the host side is
@@ -40,13 +41,26 @@ import torch
 from torch import Tensor, nn
 
 from mobilevos.errors import InputError
-from mobilevos.formats.base import ExportedEngine, Feeds, check_signature, unloadable
+from mobilevos.formats.base import (
+    ExportedEngine,
+    Feeds,
+    check_calibration,
+    check_signature,
+    unloadable,
+)
 from mobilevos.formats.manifest import VERBS, read_manifest
 
 PHONE_EXTRA = "pip install '.[phone]' (or: make phone)"
 # Submodules of MobileVOS whose operators int8 quantizes; everything else stays fp32.
 QUANTIZED_MODULES = ("query_encoder", "value_encoder", "decoder")
 DELEGATE = "XnnpackBackend"
+# How int8 sets each activation's range from the calibration calls (observers over every value
+# seen): the range that minimises the squared rounding and clipping error over the histogram
+# (PyTorch's HistogramObserver), the extremes seen, or the central 99.999 % of the values.
+# docs/export.md has what each does to accuracy.
+CALIBRATION_METHODS = ("histogram", "minmax", "percentile")
+DEFAULT_CALIBRATION = "histogram"
+PERCENTILE = 99.999
 # ExecuTorch's scalar types (c10::ScalarType numbers) in a method's metadata, as the manifest
 # spells them.
 _DTYPES = {6: "float32", 11: "bool"}
@@ -136,9 +150,17 @@ class ExecuTorchEngine(ExportedEngine):
 
 @dataclass(frozen=True)
 class ExecuTorchFormat:
-    """The ExecuTorch format (:class:`~mobilevos.formats.base.ProgramFormat`): no settings."""
+    """The ExecuTorch format (:class:`~mobilevos.formats.base.ProgramFormat`).
 
+    Args:
+        calibration: how int8 sets activation ranges, one of :data:`CALIBRATION_METHODS`.
+    """
+
+    calibration: str = DEFAULT_CALIBRATION
     engine: ClassVar[type[ExportedEngine]] = ExecuTorchEngine
+
+    def __post_init__(self) -> None:
+        check_calibration("executorch", self.calibration, CALIBRATION_METHODS)
 
     require = staticmethod(require_executorch)
 
@@ -155,11 +177,11 @@ class ExecuTorchFormat:
             spec = manifest["graphs"][verb]
             names = [x["name"] for x in spec["inputs"]]
             calls = [tuple(torch.from_numpy(feed[n]) for n in names) for feed in feeds[verb]]
-            lower_int8(modules[verb], calls[0], calls, out_dir / spec["file"])
+            lower_int8(modules[verb], calls[0], calls, out_dir / spec["file"], self.calibration)
         return {
             "tool": "PT2E (torchao.quantization.pt2e) with executorch's XNNPACKQuantizer",
-            "format": "activations int8 per tensor (histogram observers), weights int8 per "
-            "channel, symmetric",
+            "format": "activations int8 per tensor, weights int8 per channel, symmetric",
+            "calibration_method": self.calibration,
             "quantized_modules": list(QUANTIZED_MODULES),
         }
 
@@ -226,25 +248,58 @@ def in_quantized_module(node: torch.fx.Node) -> bool:
     return any(part in QUANTIZED_MODULES for path in paths for part in path.split("."))
 
 
+def quantization_config(method: str = DEFAULT_CALIBRATION) -> Any:
+    """The XNNPACK quantizer's static int8 configuration (per-channel weights) with activation
+    ranges set by ``method`` (:data:`CALIBRATION_METHODS`)."""
+    import dataclasses
+
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
+        get_symmetric_quantization_config,
+    )
+    from torchao.quantization.pt2e.observer import HistogramObserver, MinMaxObserver
+
+    class PercentileObserver(HistogramObserver):
+        """The range between the (100 - p) / 2 % and the (100 + p) / 2 % points of the
+        histogram of every value seen (``p`` = :data:`PERCENTILE`)."""
+
+        def calculate_qparams(self):  # type: ignore[override]
+            total = float(self.histogram.sum())
+            if total == 0 or float(self.max_val) <= float(self.min_val):
+                return super().calculate_qparams()
+            cdf = self.histogram.double().cumsum(0) / total
+            cut = (100 - PERCENTILE) / 200
+            low = int(torch.searchsorted(cdf, torch.tensor(cut, dtype=cdf.dtype)))
+            high = int(torch.searchsorted(cdf, torch.tensor(1 - cut, dtype=cdf.dtype)))
+            edges = torch.linspace(float(self.min_val), float(self.max_val), self.bins + 1)
+            return self._calculate_qparams(edges[low], edges[min(high + 1, self.bins)])
+
+    config = get_symmetric_quantization_config(is_per_channel=True)
+    observer = {
+        "histogram": HistogramObserver,
+        "minmax": MinMaxObserver,
+        "percentile": PercentileObserver,
+    }[method]
+    activation = dataclasses.replace(
+        config.input_activation, observer_or_fake_quant_ctr=observer.with_args(eps=2**-12)
+    )
+    return dataclasses.replace(config, input_activation=activation, output_activation=activation)
+
+
 def lower_int8(
     module: nn.Module,
     inputs: tuple[Tensor, ...],
     calibration: Iterable[tuple[Tensor, ...]],
     path: Path,
+    method: str = DEFAULT_CALIBRATION,
 ) -> int:
     """Quantize ``module`` (PT2E, XNNPACK quantizer) calibrated on ``calibration`` (argument
-    tuples shaped like ``inputs``), lower it to XNNPACK and write the program. Returns the
-    number of calibration calls."""
+    tuples shaped like ``inputs``) with activation ranges by ``method``, lower it to XNNPACK
+    and write the program. Returns the number of calibration calls."""
     require_executorch()
-    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
-        XNNPACKQuantizer,
-        get_symmetric_quantization_config,
-    )
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import XNNPACKQuantizer
     from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
 
-    quantizer = XNNPACKQuantizer().set_global(
-        get_symmetric_quantization_config(is_per_channel=True)
-    )
+    quantizer = XNNPACKQuantizer().set_global(quantization_config(method))
     quantizer.set_filter_function(in_quantized_module)
     with torch.no_grad():
         captured = torch.export.export(module, inputs).module()

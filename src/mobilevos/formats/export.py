@@ -31,13 +31,16 @@ Verification (on by default): PyTorch and the exported programs run the same cli
 same predictor session; every verb's outputs are compared (max abs difference) and every
 frame's mask (IoU); int8 programs are compared with the fp32 ones
 (:func:`~mobilevos.formats.verify.verify_export`). Beyond tolerance the export fails and
-nothing is written.
+nothing is written; int8 masks that agree with fp32's less well than they should, though not
+badly enough to fail, are written with a :class:`~mobilevos.errors.CalibrationWarning` saying
+what to do.
 """
 
 from __future__ import annotations
 
 import shutil
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -45,7 +48,7 @@ import numpy as np
 import torch
 
 from mobilevos.config import MemoryConfig
-from mobilevos.errors import ConfigError
+from mobilevos.errors import CalibrationWarning, ConfigError
 from mobilevos.formats.calibration import calibration_clips, calibration_facts, record_inputs
 from mobilevos.formats.graphs import describe, graph_inputs, verb_modules, weights_hash
 from mobilevos.formats.manifest import (
@@ -76,6 +79,7 @@ def export_model(
     opset: int | None = None,
     int8: bool = False,
     calibration_frames: list[np.ndarray] | None = None,
+    calibration_method: str | None = None,
     verify: bool = True,
     memory: MemoryConfig | None = None,
 ) -> dict[str, Any]:
@@ -84,7 +88,9 @@ def export_model(
     ``format``: a name in :data:`~mobilevos.formats.registry.FORMATS`; ``opset``: the ONNX
     opset (ONNX only; None: its default). Returns the manifest. With ``int8``, the programs are
     calibrated on ``calibration_frames`` ((H, W, 3) uint8 RGB, one clip; optional) and on the
-    built-in clips; verification runs a generated clip through both sides (see the module doc).
+    built-in clips, activation ranges set by ``calibration_method`` (the format's
+    ``CALIBRATION_METHODS``; None: its default); verification runs a generated clip through
+    both sides (see the module doc).
     ``memory``: the memory the programs are made for (by default the model's; its capacity
     fixes the bank's shape).
     """
@@ -92,7 +98,11 @@ def export_model(
     fmt = get_format(format)
     if max_objects < 1:
         raise ConfigError(f"--max-objects must be >= 1, got {max_objects}")
-    settings = {} if opset is None else {"opset": opset}
+    settings: dict[str, Any] = {} if opset is None else {"opset": opset}
+    if calibration_method is not None:
+        if not int8:
+            raise ConfigError("a calibration method is for int8 exports")
+        settings["calibration"] = calibration_method
     try:
         writer = fmt.load()(**settings)  # the format's settings are its class's fields
     except TypeError:
@@ -164,6 +174,9 @@ def export_model(
         elif verify:
             manifest["verification"] = verify_export(model, tmp)
         write_manifest(tmp, manifest)
+    warning = manifest.get("verification", {}).get("warning")
+    if warning:
+        warnings.warn(f"{out_dir}: {warning}", CalibrationWarning, stacklevel=2)
     return read_manifest(out_dir)
 
 

@@ -2,9 +2,9 @@
 
 Each verb's module is traced into an ONNX graph at the export's fixed shapes and checked with
 ``onnx.checker``. int8 uses ONNX Runtime's own tools (``quantize_static``: QDQ format, uint8
-activations, per-channel int8 weights, MinMax calibration on the recorded feeds) and quantizes
-only convolutions; the readout and the soft aggregation stay fp32
-(:mod:`mobilevos.formats.export` says why).
+activations, per-channel int8 weights, activation ranges from the recorded feeds by one of
+:data:`CALIBRATION_METHODS`) and quantizes only convolutions; the readout and the soft
+aggregation stay fp32 (:mod:`mobilevos.formats.export` says why).
 
 :class:`OrtEngine` runs a folder of these graphs; the host side (padding objects to the exported
 count, the feeds, the manifest checks) is :class:`~mobilevos.formats.base.ExportedEngine`'s,
@@ -13,6 +13,8 @@ shared with the ExecuTorch engine.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import logging
 import warnings
 from dataclasses import dataclass
@@ -24,11 +26,22 @@ import torch
 from torch import Tensor, nn
 
 from mobilevos.errors import ExportError
-from mobilevos.formats.base import ExportedEngine, Feeds, check_signature, unloadable
+from mobilevos.formats.base import (
+    ExportedEngine,
+    Feeds,
+    check_calibration,
+    check_signature,
+    unloadable,
+)
 from mobilevos.formats.manifest import GRAPH_OUTPUTS, VERBS, read_manifest
 
 DEFAULT_OPSET = 17
 QUANTIZED_OPS = ["Conv"]
+# How int8 sets each activation's range from the calibration feeds (ONNX Runtime's calibrators):
+# the extremes seen, the central 99.999 % of the values seen, or the range that loses least
+# information (KL divergence of the histograms). docs/export.md has what each does to accuracy.
+CALIBRATION_METHODS = ("minmax", "percentile", "entropy")
+DEFAULT_CALIBRATION = "percentile"
 # ONNX Runtime's type names, as the manifest spells them.
 _DTYPES = {"tensor(float)": "float32", "tensor(bool)": "bool"}
 
@@ -77,10 +90,15 @@ class OnnxFormat:
 
     Args:
         opset: the ONNX opset the graphs are written in.
+        calibration: how int8 sets activation ranges, one of :data:`CALIBRATION_METHODS`.
     """
 
     opset: int = DEFAULT_OPSET
+    calibration: str = DEFAULT_CALIBRATION
     engine: ClassVar[type[ExportedEngine]] = OrtEngine
+
+    def __post_init__(self) -> None:
+        check_calibration("onnx", self.calibration, CALIBRATION_METHODS)
 
     @staticmethod
     def require() -> None:
@@ -118,29 +136,41 @@ class OnnxFormat:
             quantize_static,
         )
 
+        method = {
+            "minmax": CalibrationMethod.MinMax,
+            "percentile": CalibrationMethod.Percentile,
+            "entropy": CalibrationMethod.Entropy,
+        }[self.calibration]
+        # The histogram methods keep every call's activations until the end unless fed one call
+        # at a time (histograms merged between calls); a range of the data, not of |data|.
+        options = {"CalibStridedMinMax": 1, "CalibTensorRangeSymmetric": False}
         manifest = read_manifest(fp32_dir)
         root = logging.getLogger()
         level = root.level
         root.setLevel(logging.ERROR)  # the quantizer logs advice on the root logger, per graph
         try:
-            for verb in VERBS:
-                spec = manifest["graphs"][verb]
-                quantize_static(
-                    str(fp32_dir / spec["file"]),
-                    str(out_dir / spec["file"]),
-                    _Reader(feeds[verb]),
-                    quant_format=QuantFormat.QDQ,
-                    activation_type=QuantType.QUInt8,
-                    weight_type=QuantType.QInt8,
-                    per_channel=True,
-                    op_types_to_quantize=QUANTIZED_OPS,
-                    calibrate_method=CalibrationMethod.MinMax,
-                )
+            # ... and its histogram calibrators print their settings on stdout.
+            with contextlib.redirect_stdout(io.StringIO()):
+                for verb in VERBS:
+                    spec = manifest["graphs"][verb]
+                    quantize_static(
+                        str(fp32_dir / spec["file"]),
+                        str(out_dir / spec["file"]),
+                        _Reader(feeds[verb]),
+                        quant_format=QuantFormat.QDQ,
+                        activation_type=QuantType.QUInt8,
+                        weight_type=QuantType.QInt8,
+                        per_channel=True,
+                        op_types_to_quantize=QUANTIZED_OPS,
+                        calibrate_method=method,
+                        extra_options=options,
+                    )
         finally:
             root.setLevel(level)
         return {
             "tool": "onnxruntime.quantization.quantize_static",
-            "format": "QDQ, activations uint8, weights int8 per channel, MinMax calibration",
+            "format": "QDQ, activations uint8, weights int8 per channel",
+            "calibration_method": self.calibration,
             "quantized_ops": QUANTIZED_OPS,
         }
 
@@ -161,16 +191,23 @@ def _check_graph(path: Path) -> None:
 
 
 class _Reader:
-    """``CalibrationDataReader`` over recorded feeds (duck-typed: ``get_next`` and ``rewind``)."""
+    """``CalibrationDataReader`` over recorded feeds (duck-typed: ``get_next``, ``rewind``, and
+    ``__len__`` with ``set_range`` for strided calibration)."""
 
     def __init__(self, feeds: list[dict]) -> None:
-        self.feeds, self.position = feeds, 0
+        self.feeds, self.position, self.end = feeds, 0, len(feeds)
+
+    def __len__(self) -> int:
+        return len(self.feeds)
+
+    def set_range(self, start_index: int, end_index: int) -> None:
+        self.position, self.end = start_index, min(end_index, len(self.feeds))
 
     def get_next(self) -> dict | None:
-        if self.position >= len(self.feeds):
+        if self.position >= self.end:
             return None
         self.position += 1
         return self.feeds[self.position - 1]
 
     def rewind(self) -> None:
-        self.position = 0
+        self.position, self.end = 0, len(self.feeds)

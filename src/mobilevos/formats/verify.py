@@ -25,10 +25,14 @@ from mobilevos.model.network import MobileVOS, Segmentation
 from mobilevos.predictor import VOSPredictor
 
 # Tolerances of verify_export: fp32 programs match PyTorch to float rounding; int8 is judged on
-# masks.
+# masks: below INT8_MIN_MEAN_IOU the export fails, below INT8_WARN_IOU it is written with a
+# warning. Calibrations that hold read 0.978-0.992 at 240x432 to 288x512, saturated noise as
+# the user's clip 0.966-0.974 (docs/export.md, "When the clip is bad").
 FP32_MAX_ABS = 2e-3
 FP32_MIN_IOU = 0.99
 INT8_MIN_MEAN_IOU = 0.90
+INT8_WARN_IOU = 0.975
+INT8_ADVICE = "calibrate on another clip of your footage, or without --calibration"
 VERIFY_SEED = 2024
 VERIFY_FRAMES = 8
 # Label maps are compared where the reference's two most likely classes differ by at least
@@ -160,9 +164,14 @@ def verify_export(
     model: MobileVOS, model_dir: Path, reference_dir: Path | None = None
 ) -> dict[str, Any]:
     """:func:`compare_backends`, held to the tolerances: per-output max abs differences (fp32
-    only) and per-frame mask IoUs; raises :class:`ExportError` beyond them."""
+    only) and per-frame mask IoUs; raises :class:`ExportError` beyond them. An int8 export
+    between the error and the warning threshold gets a one-line ``warning`` in the report."""
     report = compare_backends(model, model_dir, reference_dir)
     ious = report["frame_iou"]
+    agreement = (
+        f"int8 masks agree with fp32 at mean IoU {report['mean_iou']:.3f} on "
+        f"{report['frames']} held-out frames"
+    )
     if reference_dir is None:
         worst = max(report["max_abs_diff"].values())
         if worst > FP32_MAX_ABS or min(ious) < FP32_MIN_IOU:
@@ -170,9 +179,8 @@ def verify_export(
                 f"{model_dir}: exported programs differ from PyTorch (max abs {worst:.2e}, "
                 f"min frame IoU {min(ious):.4f}; tolerance {FP32_MAX_ABS:g}, {FP32_MIN_IOU})"
             )
-    elif float(np.mean(ious)) < INT8_MIN_MEAN_IOU:
-        raise ExportError(
-            f"{model_dir}: int8 masks differ from fp32 (mean IoU {np.mean(ious):.4f} < "
-            f"{INT8_MIN_MEAN_IOU})"
-        )
+    elif report["mean_iou"] < INT8_MIN_MEAN_IOU:
+        raise ExportError(f"{model_dir}: {agreement} (< {INT8_MIN_MEAN_IOU}): {INT8_ADVICE}")
+    elif report["mean_iou"] < INT8_WARN_IOU:
+        report["warning"] = f"{agreement} (< {INT8_WARN_IOU}); {INT8_ADVICE}"
     return report
