@@ -333,6 +333,56 @@ def test_page_segments_a_video_and_downloads_palette_pngs(
     assert {1, 2} <= set(np.unique(labels[-1]).tolist())
 
 
+def downloaded_masks(page: Any) -> dict[str, np.ndarray]:
+    """The page's masks zip (*Download masks*): label maps by file name."""
+    with page.expect_download() as download:
+        page.click("#download")
+    with zipfile.ZipFile(download.value.path()) as archive:
+        return {
+            name: np.asarray(Image.open(io.BytesIO(archive.read(name))))
+            for name in archive.namelist()
+        }
+
+
+def test_page_corrects_an_earlier_frame_and_segments_on_from_it(
+    page: Any, server: WebServer, clip: Clip
+) -> None:
+    """The annotation tool: after a run, step back to frame 4, give it object 1 only (object 2
+    cleared), Play: the frames before it keep their masks, it takes the correction exactly, and
+    the frames after it are segmented again from it (object 2, gone from memory, is lost)."""
+    open_page(page, server)
+    open_sample(page)
+    width = CLIP_SIZE[1]
+    page.check("input[name=tool][value=brush]")
+    for object_id in (1, 2):
+        page.select_option("#object", str(object_id))
+        drag(page, brush_path(clip.labels[0] == object_id, page, width), width)
+    page.click("#play")
+    assert "Done" in message(page)
+    before = downloaded_masks(page)
+    assert all({1, 2} <= set(np.unique(m).tolist()) for m in before.values())
+
+    corrected = 4
+    for _ in range(NUM_FRAMES - 1 - corrected):
+        page.click("#back")
+    assert page.get_attribute("#frame-counter", "data-index") == str(corrected)
+    page.click("#clear")
+    page.select_option("#object", "1")
+    drag(page, brush_path(clip.labels[corrected] == 1, page, width), width)
+    shown = np.frombuffer(page_bytes(page, "s.shown.labels"), np.uint8).reshape(CLIP_SIZE)
+    page.click("#play")
+    assert "Done" in message(page)
+    after = downloaded_masks(page)
+    assert list(after) == list(before)  # every frame, once
+    for t, name in enumerate(after):
+        if t < corrected:
+            np.testing.assert_array_equal(after[name], before[name])
+        elif t == corrected:
+            np.testing.assert_array_equal(after[name], shown)
+        else:
+            assert 2 not in np.unique(after[name]) and 2 in np.unique(before[name])
+
+
 def test_page_says_what_is_wrong(page: Any, server: WebServer, tmp_path: Path) -> None:
     open_page(page, server)
     text = tmp_path / "notes.mp4"

@@ -490,7 +490,7 @@ function speed(ms) {
 async function segment(image, index, mask) {
   const predictor = state.predictor;
   const before = predictor.snapshot();
-  const removed = state.removals.filter((id) => predictor.objectIds.includes(id));
+  const removed = [...new Set(state.removals)].filter((id) => predictor.objectIds.includes(id));
   if (removed.length) predictor.removeObjects(removed);
   state.removals = [];
   const start = performance.now();
@@ -506,7 +506,9 @@ async function segment(image, index, mask) {
 }
 
 /** Run the shown frame again with its edited labels as the mask: from the memory it had
- *  before (a correction), or as a new frame with objects given (a first or frozen frame). */
+ *  before (a correction), or as a new frame with objects given (a first or frozen frame). A
+ *  correction is the whole frame: an object erased from it entirely stops being tracked there
+ *  (a mask cannot say "absent"; Python's step(mask=) keeps an object the mask leaves out). */
 async function segmentShown() {
   const { image, labels, index, entry } = state.shown;
   if (entry) {
@@ -515,7 +517,8 @@ async function segmentShown() {
       if (later.index !== index) state.masks.delete(later.index);
     }
     state.predictor.restore(entry.before);
-    state.removals = [...entry.removed, ...state.removals];
+    const erased = state.predictor.objectIds.filter((id) => !labels.includes(id));
+    state.removals = [...entry.removed, ...erased, ...state.removals];
   }
   await segment(image, index, labels);
 }
