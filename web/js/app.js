@@ -14,7 +14,7 @@
 import * as ort from '../ort/ort.min.mjs';
 import { Camera } from './camera.js';
 import { blendLabels, palettePng, PALETTE, zipStore } from './labels.js';
-import { boxMask, ForegroundModel } from './prompts.js';
+import { boxMask, ForegroundModel, partToRemove, partUnderClick } from './prompts.js';
 import { VideoFrames } from './video.js';
 import { VOSModel, VOSPredictor } from './vos.js';
 
@@ -348,6 +348,10 @@ function tool() {
   return document.querySelector('input[name="tool"]:checked').value;
 }
 
+function isBrush(name) {
+  return name === 'brush' || name === 'eraser';
+}
+
 function framePoint(event) {
   const rect = view.getBoundingClientRect();
   return [
@@ -397,7 +401,7 @@ view.addEventListener('pointerdown', (event) => {
   if (deferred) state.stop = true; // the run stops after the frame in hand, then takes the edit
   state.drag = { tool: tool(), x0: x, y0: y, x1: x, y1: y, points: [[x, y]], deferred };
   state.drag.radius = brushRadius();
-  if (state.drag.tool !== 'box' && !deferred) {
+  if (isBrush(state.drag.tool) && !deferred) {
     paintStroke(state.drag.points, state.drag.tool === 'eraser', state.drag.radius);
   }
   renderShown();
@@ -408,7 +412,7 @@ view.addEventListener('pointermove', (event) => {
   if (!drag) return;
   const [x, y] = framePoint(event);
   [drag.x1, drag.y1] = [x, y];
-  if (drag.tool !== 'box') {
+  if (isBrush(drag.tool)) {
     const last = drag.points[drag.points.length - 1];
     drag.points.push([x, y]);
     if (!drag.deferred) paintStroke([last, [x, y]], drag.tool === 'eraser', drag.radius);
@@ -426,6 +430,8 @@ view.addEventListener('pointerup', (event) => {
     if (drag.tool === 'box') {
       const box = [Math.min(drag.x0, x), Math.min(drag.y0, y), Math.max(drag.x0, x), Math.max(drag.y0, y)];
       await applyBox(box);
+    } else if (!isBrush(drag.tool)) {
+      await applyClick(drag.x0, drag.y0, drag.tool === 'click+');
     } else if (drag.deferred) {
       paintStroke(drag.points, drag.tool === 'eraser', drag.radius);
     }
@@ -467,6 +473,46 @@ async function applyBox(box) {
         'note',
       );
     }
+  } finally {
+    state.busy = false;
+    $('frame-counter').textContent = frameName(index) + took;
+    renderShown();
+    setControls();
+  }
+}
+
+/** A positive click adds the salient part under it to the object; a negative click removes
+ *  the part of the object under it (PromptSegmenter's click rules, without GrabCut). */
+async function applyClick(x, y, positive) {
+  const { image, labels, index } = state.shown;
+  const { width, height } = image;
+  const [px, py] = [Math.min(width - 1, Math.floor(x)), Math.min(height - 1, Math.floor(y))];
+  const id = objectId();
+  const at = py * width + px;
+  if (positive ? labels[at] === id : labels[at] !== id) {
+    if (!positive) showMessage(`The click is not on object ${id}: a negative click removes part of it.`);
+    return;
+  }
+  state.busy = true;
+  setControls();
+  let took = '';
+  try {
+    $('frame-counter').textContent = 'U²-Net-p around the click…';
+    const model = await foregroundModel();
+    if (positive) {
+      const part = await partUnderClick(model, image.data, width, height, px, py);
+      if (part === null) {
+        showMessage('The click selects nothing: U²-Net-p sees no object under it. Use the brush.');
+        return;
+      }
+      for (let i = 0; i < labels.length; i++) if (part[i] && labels[i] === 0) labels[i] = id;
+    } else {
+      const mask = Uint8Array.from(labels, (v) => (v === id ? 1 : 0));
+      const part = await partToRemove(model, image.data, width, height, mask, px, py);
+      for (let i = 0; i < labels.length; i++) if (part[i]) labels[i] = 0;
+    }
+    state.edited = true;
+    took = `; U²-Net-p took ${Math.round(model.lastMs)} ms`;
   } finally {
     state.busy = false;
     $('frame-counter').textContent = frameName(index) + took;

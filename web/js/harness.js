@@ -4,7 +4,7 @@
 // come back base64-encoded.
 
 import * as ort from '../ort/ort.min.mjs';
-import { boxMask, ForegroundModel } from './prompts.js';
+import { boxMask, ForegroundModel, partToRemove, partUnderClick } from './prompts.js';
 import { VOSModel, VOSPredictor } from './vos.js';
 
 ort.env.wasm.wasmPaths = new URL('../ort/', import.meta.url).href;
@@ -64,6 +64,20 @@ export async function runBox({ prompt, frame, width, height, box }) {
   const model = await ForegroundModel.load(ort, new URL(prompt, location.href));
   const result = await boxMask(model, await bytes(frame), width, height, box);
   return { mask: base64(result.mask), wholeBox: result.wholeBox, ms: model.lastMs };
+}
+
+/** The page's click rules on one RGBA frame: a positive click's part, or (with `mask`, 0/1
+ *  bytes as base64) what a negative click removes from it; the part as base64 0/1 bytes. */
+export async function runClick({ prompt, frame, width, height, x, y, mask = null }) {
+  const model = await ForegroundModel.load(ort, new URL(prompt, location.href));
+  const rgba = await bytes(frame);
+  const part =
+    mask === null
+      ? await partUnderClick(model, rgba, width, height, x, y)
+      : await partToRemove(
+          model, rgba, width, height, Uint8Array.from(atob(mask), (c) => c.charCodeAt(0)), x, y,
+        );
+  return { part: part === null ? null : base64(part) };
 }
 
 /** Whether this browser offers WebGPU, and why not when it does not. */

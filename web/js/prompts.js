@@ -17,6 +17,9 @@ export const BOX_CONTEXT = 0.25;
 export const THRESHOLD = 0.5;
 export const MIN_PART = 0.1;
 export const MIN_FILL = 0.25;
+export const CLICK_WINDOW = 1 / 3;
+export const WINDOW_GROWTH = 1.6;
+export const MIN_CLICK_PART = 0.02;
 const IMAGENET_MEAN = [0.485, 0.456, 0.406];
 const IMAGENET_STD = [0.229, 0.224, 0.225];
 
@@ -319,4 +322,105 @@ export async function boxMask(model, rgba, width, height, box) {
     for (let y = y0; y < y1; y++) mask.fill(1, y * width + x0, y * width + x1);
   }
   return { mask, wholeBox, box: [x0, y0, x1, y1], foregroundArea: area };
+}
+
+// ---------------------------------------------------------------------------------- clicks
+// PromptSegmenter's click rules (mobilevos.prompts.masks) without GrabCut.
+
+/** The 8-connected part of 0/1 `mask` holding pixel (x, y), or null when (x, y) is off it. */
+export function partAt(mask, width, height, x, y) {
+  if (!mask[y * width + x]) return null;
+  const { labels } = components(mask, width, height);
+  const label = labels[y * width + x];
+  const part = new Uint8Array(mask.length);
+  for (let i = 0; i < mask.length; i++) part[i] = labels[i] === label ? 1 : 0;
+  return part;
+}
+
+/** A square of `side` centred on (x, y), clipped to the frame (prompts.masks._window). */
+function clickWindow(x, y, side, height, width) {
+  const half = side / 2;
+  return [
+    Math.max(0, Math.floor(x - half)),
+    Math.max(0, Math.floor(y - half)),
+    Math.min(width, Math.ceil(x + half) + 1),
+    Math.min(height, Math.ceil(y + half) + 1),
+  ];
+}
+
+/** Whether `part` reaches an edge of `region` [x0, y0, x1, y1] that is not the frame's. */
+function touchesInnerEdge(part, width, height, region) {
+  const [left, top, right, bottom] = [region[0], region[1], region[2] - 1, region[3] - 1];
+  const row = (y) => part.subarray(y * width, (y + 1) * width).some((v) => v);
+  const column = (x) => {
+    for (let y = 0; y < height; y++) if (part[y * width + x]) return true;
+    return false;
+  };
+  return (
+    (top > 0 && row(top)) ||
+    (bottom < height - 1 && row(bottom)) ||
+    (left > 0 && column(left)) ||
+    (right < width - 1 && column(right))
+  );
+}
+
+function area(mask) {
+  let n = 0;
+  for (let i = 0; i < mask.length; i++) n += mask[i];
+  return n;
+}
+
+/** U²-Net-p on `window` and the part of its foreground (within `within`, if given) holding
+ *  (x, y), with the area the network looked at. */
+async function salientPart(model, rgba, width, height, window, x, y, within = null) {
+  const prob = await model.predict(rgba, width, height, window);
+  const foreground = new Uint8Array(width * height);
+  for (let i = 0; i < foreground.length; i++) {
+    foreground[i] = prob[i] > THRESHOLD && (within === null || within[i]) ? 1 : 0;
+  }
+  const seen = growBox(window, BOX_MARGIN, height, width);
+  const seenArea = (seen[2] - seen[0]) * (seen[3] - seen[1]);
+  return { part: partAt(foreground, width, height, x, y), seen, seenArea };
+}
+
+/** What a positive click at (x, y) selects: the salient part holding it, from U²-Net-p on a
+ *  window around it that grows while the part touches the window's edge; null when the click
+ *  is on no foreground (PromptSegmenter._part_under_click). */
+export async function partUnderClick(model, rgba, width, height, x, y) {
+  let side = CLICK_WINDOW * Math.min(height, width);
+  for (;;) {
+    const window = clickWindow(x, y, side, height, width);
+    const { part, seen, seenArea } = await salientPart(model, rgba, width, height, window, x, y);
+    const found = part !== null && area(part) >= MIN_CLICK_PART * seenArea;
+    if (found && !touchesInnerEdge(part, width, height, seen)) return part;
+    if (window[0] === 0 && window[1] === 0 && window[2] === width && window[3] === height) {
+      return part;
+    }
+    side *= WINDOW_GROWTH;
+  }
+}
+
+/** What a negative click at (x, y) removes from 0/1 `mask`: the salient part under it in a
+ *  window half the mask's size, if the window shows it whole, else the mask's part holding
+ *  the click (PromptSegmenter._part_to_remove). */
+export async function partToRemove(model, rgba, width, height, mask, x, y) {
+  let [x0, y0, x1, y1] = [width, height, -1, -1];
+  for (let i = 0; i < mask.length; i++) {
+    if (!mask[i]) continue;
+    const px = i % width;
+    const py = (i - px) / width;
+    [x0, y0, x1, y1] = [Math.min(x0, px), Math.min(y0, py), Math.max(x1, px), Math.max(y1, py)];
+  }
+  const side = Math.max(32, 0.5 * Math.max(y1 - y0 + 1, x1 - x0 + 1));
+  const window = clickWindow(x, y, side, height, width);
+  const found = await salientPart(model, rgba, width, height, window, x, y, mask);
+  const { part, seen, seenArea } = found;
+  if (
+    part === null ||
+    area(part) < MIN_CLICK_PART * seenArea ||
+    touchesInnerEdge(part, width, height, seen)
+  ) {
+    return partAt(mask, width, height, x, y);
+  }
+  return part;
 }
