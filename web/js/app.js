@@ -1,6 +1,6 @@
-// The page: a video file or the camera, objects given on any frame (a box through U²-Net-p, or
-// the brush), tracked frame by frame by the video model, corrected at any moment, the masks and
-// the overlay downloaded. The models live in vos.js and prompts.js, the sources in video.js and
+// The page: a video file or the camera, objects given on any frame (a box or a click through
+// U²-Net-p, or the brush), tracked frame by frame by the video model, corrected at any moment,
+// the masks and the overlay downloaded. The models live in vos.js and prompts.js, the sources in video.js and
 // camera.js; this file is the DOM and the session.
 //
 // How a session runs: the view shows one frame (`state.shown`). Before it is segmented (a
