@@ -1,6 +1,6 @@
 """How fast the exported student runs in the browser, beside Python on the same graphs.
 
-    .venv/bin/python scripts/web_fps.py [--frames 40] [--sizes 240x432,288x512] [--out results/web]
+    .venv/bin/python scripts/web_fps.py [--frames 40] [--sizes 240x432,480x864] [--out results/web]
 
 Needs what ``make test-web`` installs (chromium, playwright, ``web/node_modules``). For each
 export size (the shipped student, exported as ``mobilevos serve`` does, into its cache):
@@ -161,7 +161,7 @@ def page_run(page: Any, server: WebServer, frames: int, screenshot: Path) -> dic
     )
     model_fps = float(page.get_attribute("#fps-model", "data-fps"))
     e2e_fps = float(page.get_attribute("#fps-e2e", "data-fps"))
-    page.click("#stop")
+    page.click("#pause")
     return {
         "video": info,
         "provider": page.text_content("#provider"),
@@ -182,7 +182,7 @@ def serving(model_dir: Path, data: Path, sample: Sample | None) -> Iterator[WebS
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--frames", type=int, default=40)
-    parser.add_argument("--sizes", default="240x432,288x512")
+    parser.add_argument("--sizes", default="240x432,480x864")
     parser.add_argument("--webgpu-frames", type=int, default=0)
     parser.add_argument("--out", type=Path, default=REPO / "results" / "web")
     args = parser.parse_args()
