@@ -26,8 +26,8 @@ from mobilevos.predictor import VOSPredictor
 
 # Tolerances of verify_export: fp32 programs match PyTorch to float rounding; int8 is judged on
 # masks: below INT8_MIN_MEAN_IOU the export fails, below INT8_WARN_IOU it is written with a
-# warning. Calibrations that hold read 0.978-0.992 at 240x432 to 288x512, saturated noise as
-# the user's clip 0.966-0.974 (docs/export.md, "When the clip is bad").
+# warning. Calibrations that hold read 0.978-0.994 at 240x432 to 288x512, saturated noise as
+# the user's clip 0.966-0.974 (docs/export.md, "Which calibration clip").
 FP32_MAX_ABS = 2e-3
 FP32_MIN_IOU = 0.99
 INT8_MIN_MEAN_IOU = 0.90
