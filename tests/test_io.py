@@ -23,6 +23,7 @@ from mobilevos.io import (
     read_label_image,
     write_palette_png,
     write_video,
+    write_y4m,
 )
 from mobilevos.io.video import _pad_to_even
 
@@ -466,3 +467,21 @@ def test_writer_refuses_empty_video_and_bad_extension(tmp_path: Path) -> None:
     assert only_names(tmp_path) == []
     with pytest.raises(InputError, match=r"a\.gif: cannot write video"):
         VideoWriter(tmp_path / "a.gif")
+
+
+def test_y4m_round_trips_through_the_video_reader(tmp_path):
+    """write_y4m, read back by open_frames (PyAV): frames constant over each 2x2 block (so
+    4:2:0 loses nothing) come back within the rounding of RGB -> limited-range YUV -> RGB."""
+    rng = np.random.default_rng(0)
+    blocks = rng.integers(0, 256, (3, 8, 12, 3), dtype=np.uint8)
+    frames = blocks.repeat(2, axis=1).repeat(2, axis=2)  # (3, 16, 24, 3), 2x2-constant
+    path = tmp_path / "clip.y4m"
+    assert write_y4m(path, frames, fps=12) == 3
+    assert path.read_bytes().startswith(b"YUV4MPEG2 W24 H16 F12:1 Ip A1:1 C420jpeg\n")
+    with open_frames(path) as source:
+        read = np.stack([frame.image for frame in source])
+    assert read.shape == frames.shape
+    assert np.abs(read.astype(int) - frames.astype(int)).max() <= 4  # 3 here; kernels differ
+    with pytest.raises(InputError, match="even sides"):
+        write_y4m(tmp_path / "odd.y4m", [np.zeros((15, 24, 3), np.uint8)])
+    assert not (tmp_path / "odd.y4m").exists()

@@ -39,7 +39,7 @@ from mobilevos.data.synth import SynthConfig, render_video
 from mobilevos.extras import U2NETP
 from mobilevos.formats.export import export_onnx
 from mobilevos.formats.onnx import OrtEngine
-from mobilevos.io import DAVIS_PALETTE, write_video
+from mobilevos.io import DAVIS_PALETTE, write_video, write_y4m
 from mobilevos.predictor import VOSPredictor
 from mobilevos.serve import ORT_DIST, Sample, WebServer, build_site
 
@@ -482,28 +482,6 @@ TO_BASE64 = """(bytes) => {
   }
   return btoa(text);
 }"""
-
-
-def write_y4m(path: Path, frames: np.ndarray, fps: int) -> None:
-    """(T, H, W, 3) uint8 RGB as a YUV4MPEG2 file (4:2:0, full-range BT.601), which Chromium's
-    fake camera plays in a loop."""
-    rgb = frames.astype(np.float64)
-    r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
-    y = 0.299 * r + 0.587 * g + 0.114 * b
-    u = 128 - 0.168736 * r - 0.331264 * g + 0.5 * b
-    v = 128 + 0.5 * r - 0.418688 * g - 0.081312 * b
-    t, h, w = y.shape
-
-    def half(x: np.ndarray) -> np.ndarray:
-        return x.reshape(t, h // 2, 2, w // 2, 2).mean(axis=(2, 4))
-
-    planes = [np.clip(p, 0, 255).round().astype(np.uint8) for p in (y, half(u), half(v))]
-    with open(path, "wb") as out:
-        out.write(f"YUV4MPEG2 W{w} H{h} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
-        for i in range(t):
-            out.write(b"FRAME\n")
-            for plane in planes:
-                out.write(np.ascontiguousarray(plane[i]).tobytes())
 
 
 @pytest.fixture(scope="module")

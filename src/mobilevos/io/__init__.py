@@ -38,7 +38,7 @@ from mobilevos.io.frames import (
 from mobilevos.io.labels import DAVIS_PALETTE, VOID_LABEL, read_label_image, write_palette_png
 from mobilevos.io.masks import MaskSource, open_masks
 from mobilevos.io.sheet import sheet_tiles, write_contact_sheet
-from mobilevos.io.video import OverlayWriter, VideoWriter, blend_labels, write_video
+from mobilevos.io.video import OverlayWriter, VideoWriter, blend_labels, write_video, write_y4m
 
 __all__ = [
     "DAVIS_PALETTE",
@@ -62,4 +62,5 @@ __all__ = [
     "write_contact_sheet",
     "write_palette_png",
     "write_video",
+    "write_y4m",
 ]

@@ -19,7 +19,7 @@ if TYPE_CHECKING:  # PyAV loads with the first video, so frame folders and train
 
 logger = logging.getLogger(__name__)
 
-VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".webm", ".mkv"})
+VIDEO_EXTENSIONS = frozenset({".mp4", ".avi", ".mov", ".webm", ".mkv", ".y4m"})
 """Suffixes :func:`open_frames` reads as videos (any container PyAV's ffmpeg can demux)."""
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png"})
 """Suffixes :func:`open_frames` reads as still frames."""

@@ -292,3 +292,44 @@ def write_video(path: str | Path, frames: Iterable[np.ndarray], fps: float = DEF
         for image in frames:
             writer.write(image)
     return writer.num_frames
+
+
+def write_y4m(path: str | Path, frames: Iterable[np.ndarray], fps: int = 30) -> int:
+    """Write ``frames`` as an uncompressed YUV4MPEG2 file (4:2:0, BT.601 in the limited
+    "video" range that readers assume for y4m); returns how many were written.
+
+    The raw format of video test sequences and of Chromium's fake camera
+    (``--use-file-for-fake-video-capture``), which the page's camera tests play. Chroma is
+    averaged over 2x2 blocks, so frames must have even sides.
+
+    Shapes:
+        frames: each (H, W, 3) uint8 RGB
+    """
+    count = 0
+    with atomic_path(path) as tmp, open(tmp, "wb") as out:
+        for image in frames:
+            height, width = image.shape[:2]
+            if count == 0:
+                if height % 2 or width % 2:
+                    raise InputError(
+                        path, f"y4m frames need even sides, got {_hhww((height, width))}"
+                    )
+                out.write(f"YUV4MPEG2 W{width} H{height} F{fps}:1 Ip A1:1 C420jpeg\n".encode())
+                size = (height, width)
+            elif (height, width) != size:
+                raise InputError(
+                    path, f"frame {count} is {_hhww((height, width))}, not {_hhww(size)}"
+                )
+            rgb = image.astype(np.float64)
+            r, g, b = rgb[..., 0], rgb[..., 1], rgb[..., 2]
+            y = 16 + (65.481 * r + 128.553 * g + 24.966 * b) / 255
+            u = 128 + (-37.797 * r - 74.203 * g + 112.0 * b) / 255
+            v = 128 + (112.0 * r - 93.786 * g - 18.214 * b) / 255
+            out.write(b"FRAME\n")
+            for plane in (
+                y,
+                *(c.reshape(height // 2, 2, width // 2, 2).mean((1, 3)) for c in (u, v)),
+            ):
+                out.write(np.clip(plane, 0, 255).round().astype(np.uint8).tobytes())
+            count += 1
+    return count
