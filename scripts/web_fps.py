@@ -13,7 +13,10 @@ export size (the shipped student, exported as ``mobilevos serve`` does, into its
   against Python's;
 * **browser, page**: the real page at the first size: the sample clip opened in a ``<video>``,
   the first frame boxed, Play, and the speeds the page shows (model and end to end, which adds
-  seeking, drawing, the overlay and the PNG of each mask).
+  seeking, drawing, the overlay and the PNG of each mask);
+* **browser, camera**: the page on Chromium's fake camera playing the same frames (a y4m at
+  25 fps, looped): Freeze, the box, Play for 40 segmented frames, the speeds shown and the
+  frames dropped (no seeking: each step takes the camera's newest frame).
 
 Frames: the first ``--frames`` of Big Buck Bunny (1280x720) from its box prompt, as in the
 README, else a generated clip from its first-frame labels. Step times are medians over the
@@ -48,7 +51,7 @@ from mobilevos.cli.common import parse_size
 from mobilevos.data.synth import SynthConfig, render_video
 from mobilevos.extras import BIG_BUCK_BUNNY, U2NETP
 from mobilevos.formats.onnx import OrtEngine
-from mobilevos.io import atomic_path, open_frames
+from mobilevos.io import atomic_path, open_frames, write_y4m
 from mobilevos.predictor import VOSPredictor
 from mobilevos.serve import (
     WEB_MAX_OBJECTS,
@@ -171,6 +174,52 @@ def page_run(page: Any, server: WebServer, frames: int, screenshot: Path) -> dic
     }
 
 
+def camera_run(
+    playwright: Any, chromium: str, server: WebServer, y4m: Path, frames: int
+) -> dict[str, Any]:
+    """The page on Chromium's fake camera playing ``y4m`` in a loop: Freeze, the README's box,
+    Play until ``frames`` frames are segmented; the speeds the page shows and frames dropped."""
+    args = [
+        "--no-sandbox",
+        "--use-fake-device-for-media-stream",
+        "--use-fake-ui-for-media-stream",
+        f"--use-file-for-fake-video-capture={y4m}",
+    ]
+    browser = playwright.chromium.launch(executable_path=chromium, args=args)
+    context = browser.new_context(viewport={"width": 1200, "height": 1000}, permissions=["camera"])
+    page = context.new_page()
+    page.set_default_timeout(TIMEOUT_MS)
+    page.goto(server.url)
+    page.wait_for_selector("#provider[data-ready]")
+    page.click("#camera-open")
+    page.wait_for_function("document.querySelector('#video-info').textContent.includes('live')")
+    page.click("#freeze")
+    page.wait_for_function("window.mobilevosPage.shown !== null")
+    width = page.evaluate("window.mobilevosPage.shown.image.width")
+    view = page.locator("#view").bounding_box()
+    scale = view["width"] / width
+    box = [v * width / 1280 for v in BUNNY_BOX]
+    page.mouse.move(view["x"] + box[0] * scale, view["y"] + box[1] * scale)
+    page.mouse.down()
+    page.mouse.move(view["x"] + box[2] * scale, view["y"] + box[3] * scale, steps=5)
+    page.mouse.up()
+    page.wait_for_function("document.querySelector('#frame-counter').textContent.includes('took')")
+    page.click("#play")
+    done = "Number(document.querySelector('#dropped').dataset.processed)"
+    page.wait_for_function(f"{done} >= {frames}")
+    result = {
+        "camera": page.text_content("#video-info"),
+        "provider": page.text_content("#provider"),
+        "model_fps": round(float(page.get_attribute("#fps-model", "data-fps")), 2),
+        "end_to_end_fps": round(float(page.get_attribute("#fps-e2e", "data-fps")), 2),
+        "processed": int(page.get_attribute("#dropped", "data-processed")),
+        "dropped": int(page.get_attribute("#dropped", "data-count")),
+    }
+    page.click("#pause")
+    browser.close()
+    return result
+
+
 @contextlib.contextmanager
 def serving(model_dir: Path, data: Path, sample: Sample | None) -> Iterator[WebServer]:
     site = build_site(WEB, model_dir, U2NETP.find(), sample)
@@ -251,6 +300,13 @@ def main() -> None:
             shot = args.out / "page-sample.jpg"
             record["page"] = {"size": f"{sizes[0][0]}x{sizes[0][1]}", **page_run(page, s, 40, shot)}
             page.close()
+            y4m = data / "camera.y4m"
+            write_y4m(y4m, frames, fps=25)
+            record["camera"] = {
+                "size": f"{sizes[0][0]}x{sizes[0][1]}",
+                **camera_run(playwright, chromium, s, y4m, 40),
+            }
+            print(f"camera: {record['camera']}", flush=True)
         browser.close()
         first_dir = default_export(cache_root(), sizes[0], WEB_MAX_OBJECTS)
         record["webgpu"] = webgpu(
