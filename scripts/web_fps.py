@@ -14,9 +14,10 @@ export size (the shipped student, exported as ``mobilevos serve`` does, into its
 * **browser, page**: the real page at the first size: the sample clip opened in a ``<video>``,
   the first frame boxed, Play, and the speeds the page shows (model and end to end, which adds
   seeking, drawing, the overlay and the PNG of each mask);
-* **browser, camera**: the page on Chromium's fake camera playing the same frames (a y4m at
-  25 fps, looped): Freeze, the box, Play for 40 segmented frames, the speeds shown and the
-  frames dropped (no seeking: each step takes the camera's newest frame).
+* **browser, camera**: the page on Chromium's fake camera playing the same frames (cropped to
+  4:3 and resized to 640x480, as a camera gives them; a y4m at 25 fps, looped): Freeze, the
+  box, Play for 40 segmented frames, the speeds shown and the frames dropped (no seeking: each
+  step takes the camera's newest frame).
 
 Frames: the first ``--frames`` of Big Buck Bunny (1280x720) from its box prompt, as in the
 README, else a generated clip from its first-frame labels. Step times are medians over the
@@ -25,8 +26,9 @@ frames after the first three (warm-up). WebGPU: headless Chromium offers no adap
 and, with ``--webgpu-frames N``, times N frames on it (a check that the path works, not a speed).
 
 The CPUs may be shared (the record keeps the load average); Python and the browser alternate
-per size so that both see the same load. Writes ``OUT/fps.json`` and ``OUT/page-sample.jpg``
-(the page half way through the sample).
+per size so that both see the same load. Writes ``OUT/fps.json``, ``OUT/page-sample.jpg``
+(the page half way through the sample) and ``OUT/page-camera.jpg`` (the camera after a
+correction).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from PIL import Image
 
 from mobilevos.cli.common import parse_size
 from mobilevos.data.synth import SynthConfig, render_video
@@ -66,6 +69,8 @@ from mobilevos.serve import (
 REPO = Path(__file__).resolve().parents[1]
 WEB = REPO / "web"
 BUNNY_BOX = (200, 250, 530, 560)  # the README's box around the rabbit
+CAMERA_SIZE = (480, 640)  # what the page asks a camera for; the clip is cropped to 4:3 for it
+ROCK = (0.86, 0.5)  # the rock right of the rabbit, as a share of the camera frame
 WARMUP = 3
 TIMEOUT_MS = 600_000
 
@@ -174,11 +179,31 @@ def page_run(page: Any, server: WebServer, frames: int, screenshot: Path) -> dic
     }
 
 
+def camera_frames(frames: np.ndarray) -> list[np.ndarray]:
+    """The clip's frames as a 640x480 camera gives them: the centre cropped to 4:3, resized."""
+    height, width = frames.shape[1:3]
+    crop = round(height * 4 / 3)
+    left = (width - crop) // 2
+    size = (CAMERA_SIZE[1], CAMERA_SIZE[0])
+    return [
+        np.asarray(Image.fromarray(f[:, left : left + crop]).resize(size, Image.BILINEAR))
+        for f in frames
+    ]
+
+
+def camera_box(box: tuple[int, int, int, int]) -> list[float]:
+    """A box on the 1280x720 clip, on its 640x480 camera frame (:func:`camera_frames`)."""
+    scale, left = CAMERA_SIZE[0] / 720, (1280 - 960) // 2
+    return [(box[0] - left) * scale, box[1] * scale, (box[2] - left) * scale, box[3] * scale]
+
+
 def camera_run(
-    playwright: Any, chromium: str, server: WebServer, y4m: Path, frames: int
+    playwright: Any, chromium: str, server: WebServer, y4m: Path, frames: int, screenshot: Path
 ) -> dict[str, Any]:
     """The page on Chromium's fake camera playing ``y4m`` in a loop: Freeze, the README's box,
-    Play until ``frames`` frames are segmented; the speeds the page shows and frames dropped."""
+    Play until ``frames`` frames are segmented; the speeds the page shows and frames dropped.
+    Then a correction while it runs (*Click +* on the rock: a second object), and a screenshot
+    10 frames later."""
     args = [
         "--no-sandbox",
         "--use-fake-device-for-media-stream",
@@ -195,10 +220,9 @@ def camera_run(
     page.wait_for_function("document.querySelector('#video-info').textContent.includes('live')")
     page.click("#freeze")
     page.wait_for_function("window.mobilevosPage.shown !== null")
-    width = page.evaluate("window.mobilevosPage.shown.image.width")
     view = page.locator("#view").bounding_box()
-    scale = view["width"] / width
-    box = [v * width / 1280 for v in BUNNY_BOX]
+    scale = view["width"] / CAMERA_SIZE[1]
+    box = camera_box(BUNNY_BOX)
     page.mouse.move(view["x"] + box[0] * scale, view["y"] + box[1] * scale)
     page.mouse.down()
     page.mouse.move(view["x"] + box[2] * scale, view["y"] + box[3] * scale, steps=5)
@@ -215,6 +239,12 @@ def camera_run(
         "processed": int(page.get_attribute("#dropped", "data-processed")),
         "dropped": int(page.get_attribute("#dropped", "data-count")),
     }
+    view = page.locator("#view").bounding_box()
+    page.select_option("#object", "2")
+    page.check("input[name=tool][value='click+']")
+    page.mouse.click(view["x"] + ROCK[0] * view["width"], view["y"] + ROCK[1] * view["height"])
+    page.wait_for_function(f"{done} >= {frames + 10}")
+    page.screenshot(path=str(screenshot), type="jpeg", quality=80, full_page=True)
     page.click("#pause")
     browser.close()
     return result
@@ -301,10 +331,10 @@ def main() -> None:
             record["page"] = {"size": f"{sizes[0][0]}x{sizes[0][1]}", **page_run(page, s, 40, shot)}
             page.close()
             y4m = data / "camera.y4m"
-            write_y4m(y4m, frames, fps=25)
+            write_y4m(y4m, camera_frames(frames), fps=25)
             record["camera"] = {
                 "size": f"{sizes[0][0]}x{sizes[0][1]}",
-                **camera_run(playwright, chromium, s, y4m, 40),
+                **camera_run(playwright, chromium, s, y4m, 40, args.out / "page-camera.jpg"),
             }
             print(f"camera: {record['camera']}", flush=True)
         browser.close()
