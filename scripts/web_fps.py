@@ -11,7 +11,7 @@ export size (the shipped student, exported as ``mobilevos serve`` does, into its
 * **browser, model**: the page's ``web/js/vos.js`` in headless Chromium (onnxruntime-web, WASM,
   1 and 2 threads) on the same frames as raw bytes, per-frame step time, and its masks' IoU
   against Python's;
-* **browser, page**: the real page at the first size: the sample clip opened in a ``<video>``,
+* **browser, page**: the real page at each size: the sample clip opened in a ``<video>``,
   the first frame boxed, Play, and the speeds the page shows (model and end to end, which adds
   seeking, drawing, the overlay and the PNG of each mask);
 * **browser, camera**: the page on Chromium's fake camera playing the same frames (cropped to
@@ -322,21 +322,22 @@ def main() -> None:
                     f"{web['step_ms']} ms, IoU {web['mean_iou_vs_python']}",
                     flush=True,
                 )
-        first_dir = default_export(cache_root(), sizes[0], WEB_MAX_OBJECTS)
-        with serving(first_dir, data, sample_video(cache_root())) as s:
-            page = browser.new_page(viewport={"width": 1200, "height": 1000})
-            page.set_default_timeout(TIMEOUT_MS)
-            args.out.mkdir(parents=True, exist_ok=True)
-            shot = args.out / "page-sample.jpg"
-            record["page"] = {"size": f"{sizes[0][0]}x{sizes[0][1]}", **page_run(page, s, 40, shot)}
-            page.close()
-            y4m = data / "camera.y4m"
-            write_y4m(y4m, camera_frames(frames), fps=25)
-            record["camera"] = {
-                "size": f"{sizes[0][0]}x{sizes[0][1]}",
-                **camera_run(playwright, chromium, s, y4m, 40, args.out / "page-camera.jpg"),
-            }
-            print(f"camera: {record['camera']}", flush=True)
+        args.out.mkdir(parents=True, exist_ok=True)
+        y4m = data / "camera.y4m"
+        write_y4m(y4m, camera_frames(frames), fps=25)
+        record["page"], record["camera"] = {}, {}
+        for k, size in enumerate(sizes):
+            key = f"{size[0]}x{size[1]}"
+            model_dir = default_export(cache_root(), size, WEB_MAX_OBJECTS)
+            with serving(model_dir, data, sample_video(cache_root())) as s:
+                page = browser.new_page(viewport={"width": 1200, "height": 1000})
+                page.set_default_timeout(TIMEOUT_MS)
+                shot = args.out / ("page-sample.jpg" if k == 0 else f"page-sample-{key}.jpg")
+                record["page"][key] = page_run(page, s, 40, shot)
+                page.close()
+                shot = args.out / ("page-camera.jpg" if k == 0 else f"page-camera-{key}.jpg")
+                record["camera"][key] = camera_run(playwright, chromium, s, y4m, 40, shot)
+            print(f"{key}: page {record['page'][key]}, camera {record['camera'][key]}", flush=True)
         browser.close()
         first_dir = default_export(cache_root(), sizes[0], WEB_MAX_OBJECTS)
         record["webgpu"] = webgpu(
