@@ -671,3 +671,30 @@ def test_page_says_why_the_camera_does_not_open(
     page.click("#camera-open")
     assert text in message(page)
     assert page.is_disabled("#play") and page.is_disabled("#freeze")
+
+
+def test_camera_frames_that_change_size_stop_the_run_in_one_line(
+    camera_page: Any, server: WebServer
+) -> None:
+    page = camera_page
+    open_page(page, server)
+    page.click("#camera-open")
+    page.wait_for_function("document.querySelector('#video-info').textContent.includes('live')")
+    page.click("#freeze")
+    page.wait_for_function("window.mobilevosPage.shown !== null")
+    page.evaluate(  # one square object, then track
+        "() => { const s = window.mobilevosPage; const w = s.shown.image.width; "
+        "for (let y = 40; y < 80; y++) s.shown.labels.fill(1, y * w + 40, y * w + 80); "
+        "s.edited = true; }"
+    )
+    page.click("#play")
+    wait_processed(page, 3)
+    # The camera switches to another resolution mid-run.
+    page.evaluate(
+        "() => { const camera = window.mobilevosPage.source.camera; "
+        "camera.grab = () => new ImageData(64, 48); }"
+    )
+    text = message(page)
+    assert "changed size" in text and "64×48" in text and "masks made so far are kept" in text
+    page.wait_for_selector("#download:not([disabled])")
+    assert processed(page) >= 3
