@@ -148,9 +148,12 @@ def main() -> None:
         path.write_text(json.dumps(report, indent=2) + "\n")
         (args.out / "report.md").write_text(table(report) + "\n")
 
+    def predictions(set_name: str, name: str) -> Path:
+        return work / f"pred-{set_name}-{name}".replace(" ", "-")
+
     def score(name: str, network: object) -> None:
         for set_name, root in sets.items():
-            out = work / f"pred-{set_name.replace(' ', '-')}-{name.replace(' ', '-')}"
+            out = predictions(set_name, name)
             result = run_eval(
                 network, "davis2017", root, "val", out, "cpu", SIZE[0],
                 sequences=sequences(root, args.videos), workers=1,
@@ -195,10 +198,7 @@ def main() -> None:
                     "minus_fp32_jf": {s: round(rows[name][s] - fp32[s], 4) for s in sets},
                     "iou_vs_fp32": {
                         s: round(
-                            masks_iou(
-                                work / f"pred-{s.replace(' ', '-')}-{fmt}-fp32",
-                                work / f"pred-{s.replace(' ', '-')}-{name.replace(' ', '-')}",
-                            ),
+                            masks_iou(predictions(s, f"{fmt}-fp32"), predictions(s, name)),
                             4,
                         )
                         for s in sets

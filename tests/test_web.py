@@ -154,9 +154,12 @@ def browser(playwright: Any, server: WebServer) -> Iterator[Any]:
     chromium.close()
 
 
-@pytest.fixture
-def page(browser: Any, server: WebServer) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1000, "height": 900}, accept_downloads=True)
+def checked_page(browser: Any, **context_options: Any) -> Iterator[Any]:
+    """A page in a new context of ``browser``, closed after the test, which fails if the page
+    threw an error of its own."""
+    context = browser.new_context(
+        viewport={"width": 1000, "height": 900}, accept_downloads=True, **context_options
+    )
     page = context.new_page()
     page.set_default_timeout(TIMEOUT_MS)
     errors: list[str] = []
@@ -164,6 +167,11 @@ def page(browser: Any, server: WebServer) -> Iterator[Any]:
     yield page
     context.close()
     assert not errors, errors
+
+
+@pytest.fixture
+def page(browser: Any, server: WebServer) -> Iterator[Any]:
+    yield from checked_page(browser)
 
 
 def harness(page: Any, server: WebServer, function: str, args: dict[str, Any]) -> Any:
@@ -504,16 +512,7 @@ def camera_browser(
 
 @pytest.fixture
 def camera_page(camera_browser: Any, server: WebServer) -> Iterator[Any]:
-    context = camera_browser.new_context(
-        viewport={"width": 1000, "height": 900}, accept_downloads=True, permissions=["camera"]
-    )
-    page = context.new_page()
-    page.set_default_timeout(TIMEOUT_MS)
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    yield page
-    context.close()
-    assert not errors, errors
+    yield from checked_page(camera_browser, permissions=["camera"])
 
 
 def page_bytes(page: Any, expression: str) -> bytes:

@@ -444,13 +444,8 @@ view.addEventListener('pointerup', (event) => {
 /** The object's mask from a box: U²-Net-p in the box; pixels another object already has keep
  *  it (paint over them to change that). */
 async function applyBox(box) {
-  const { image, labels, index } = state.shown;
-  state.busy = true;
-  setControls();
-  let took = '';
-  try {
-    $('frame-counter').textContent = 'U²-Net-p on the box…';
-    const model = await foregroundModel();
+  const { image, labels } = state.shown;
+  await withForeground('U²-Net-p on the box…', async (model) => {
     const { mask, wholeBox } = await boxMask(model, image.data, image.width, image.height, box);
     const id = objectId();
     let area = 0;
@@ -461,8 +456,6 @@ async function applyBox(box) {
         area += 1;
       }
     }
-    state.edited = true;
-    took = `; U²-Net-p took ${Math.round(model.lastMs)} ms`;
     if (area === 0) {
       showMessage(`The box gave object ${id} no pixels: other objects cover it. Paint it.`);
     } else if (wholeBox) {
@@ -472,6 +465,25 @@ async function applyBox(box) {
           'Erase what is not the object, or draw the box again.',
         'note',
       );
+    }
+    return true;
+  });
+}
+
+/** Run `task(model)` with U²-Net-p on the shown frame, the controls held meanwhile and
+ *  `doing` in the frame counter; when the task returns true (it changed the labels), the frame
+ *  counts as edited and the counter says how long the network took. */
+async function withForeground(doing, task) {
+  const { index } = state.shown;
+  state.busy = true;
+  setControls();
+  let took = '';
+  try {
+    $('frame-counter').textContent = doing;
+    const model = await foregroundModel();
+    if (await task(model)) {
+      state.edited = true;
+      took = `; U²-Net-p took ${Math.round(model.lastMs)} ms`;
     }
   } finally {
     state.busy = false;
@@ -484,7 +496,7 @@ async function applyBox(box) {
 /** A positive click adds the salient part under it to the object; a negative click removes
  *  the part of the object under it (PromptSegmenter's click rules, without GrabCut). */
 async function applyClick(x, y, positive) {
-  const { image, labels, index } = state.shown;
+  const { image, labels } = state.shown;
   const { width, height } = image;
   const [px, py] = [Math.min(width - 1, Math.floor(x)), Math.min(height - 1, Math.floor(y))];
   const id = objectId();
@@ -493,17 +505,12 @@ async function applyClick(x, y, positive) {
     if (!positive) showMessage(`The click is not on object ${id}: a negative click removes part of it.`);
     return;
   }
-  state.busy = true;
-  setControls();
-  let took = '';
-  try {
-    $('frame-counter').textContent = 'U²-Net-p around the click…';
-    const model = await foregroundModel();
+  await withForeground('U²-Net-p around the click…', async (model) => {
     if (positive) {
       const part = await partUnderClick(model, image.data, width, height, px, py);
       if (part === null) {
         showMessage('The click selects nothing: U²-Net-p sees no object under it. Use the brush.');
-        return;
+        return false;
       }
       for (let i = 0; i < labels.length; i++) if (part[i] && labels[i] === 0) labels[i] = id;
     } else {
@@ -511,14 +518,8 @@ async function applyClick(x, y, positive) {
       const part = await partToRemove(model, image.data, width, height, mask, px, py);
       for (let i = 0; i < labels.length; i++) if (part[i]) labels[i] = 0;
     }
-    state.edited = true;
-    took = `; U²-Net-p took ${Math.round(model.lastMs)} ms`;
-  } finally {
-    state.busy = false;
-    $('frame-counter').textContent = frameName(index) + took;
-    renderShown();
-    setControls();
-  }
+    return true;
+  });
 }
 
 // ---------------------------------------------------------------------------------- the run
