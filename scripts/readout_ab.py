@@ -1,18 +1,23 @@
-"""What writing the per-frame graphs for XNNPACK did under ONNX Runtime: before against after,
-timed side by side in one process.
+"""What a change of the per-frame graphs does to their speed: the code before it against this
+checkout's, timed side by side in one process, under ONNX Runtime or ExecuTorch.
 
-    .venv/bin/python scripts/readout_ab.py [--before a574d12^] [--size 480x864] [--objects 1,3]
+    .venv/bin/python scripts/readout_ab.py [--before a574d12^] [--format onnx] [--size 480x864] \
+        [--objects 1,3]
 
 The readout, the soft aggregation, the attention pools and the per-object broadcasts were
 rewritten so that every operator of an ExecuTorch program runs inside XNNPACK (issue #26,
 src/mobilevos/model/readout.py). The same graphs are what ONNX Runtime runs, so this script
-measures what the change does there: it exports each shipped student's ``encode_value`` and
-``segment`` graphs with the code of ``--before`` (a git revision, checked out into a temporary
-worktree and run in a subprocess) and with this checkout's code, at the same size and object
-count and from the same weights, then times the two ONNX Runtime sessions of each graph in
-alternation (``--rounds`` rounds of ``--frames`` runs each, random inputs of the manifest's
-shapes, valid slots all set) and reports medians, their ratio, and a matmul probe beside them.
-Writes ``readout_ab.json`` and ``readout_ab.md`` into ``--out``.
+measures what the change does there. The shared softmax of several objects (the same file) was
+measured with it too, ``--before`` the commit before it, under both runtimes. It exports each
+shipped student's ``encode_value`` and ``segment`` graphs (fp32, ``--format``) with the code of
+``--before`` (a git revision, checked out into a temporary worktree and run in a subprocess) and
+with this checkout's code, at the same size and object count and from the same weights, then
+times the two programs of each graph run by run in alternation (``--rounds`` rounds of
+``--frames`` runs each, the side that goes first changing every round; random inputs of the
+manifest's shapes, valid slots all set) and reports medians, their ratio, and a matmul probe
+beside them. ``encode_value`` is the control where a change leaves it as it was: its ratio
+shows the measurement's own noise. Writes ``readout_ab.json`` and ``readout_ab.md`` into
+``--out``.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -36,13 +42,15 @@ VERBS = ("encode_value", "segment")
 EXPORT = """
 import sys
 from mobilevos.checkpoint import load_model
-from mobilevos.formats.export import export_onnx
-export_onnx(load_model(sys.argv[1]), sys.argv[2], (int(sys.argv[3]), int(sys.argv[4])),
-            int(sys.argv[5]), verify=False)
+from mobilevos.formats.export import export_model
+export_model(load_model(sys.argv[1]), sys.argv[2], (int(sys.argv[3]), int(sys.argv[4])),
+             int(sys.argv[5]), format=sys.argv[6], verify=False)
 """
 
 
-def export_before(revision: str, work: Path, jobs: list[tuple[str, Path, tuple, int]]) -> None:
+def export_before(
+    revision: str, work: Path, jobs: list[tuple[str, Path, tuple, int]], fmt: str
+) -> None:
     """Export every job with the code of ``revision`` (its own ``mobilevos`` on PYTHONPATH)."""
     tree = work / "before"
     add = ["git", "worktree", "add", "--detach", str(tree), revision]
@@ -51,26 +59,24 @@ def export_before(revision: str, work: Path, jobs: list[tuple[str, Path, tuple, 
         env = {**os.environ, "PYTHONPATH": str(tree / "src")}
         for checkpoint, out, size, objects in jobs:
             argv = [sys.executable, "-c", EXPORT, checkpoint, str(out), *map(str, size)]
-            subprocess.run([*argv, str(objects)], env=env, check=True, capture_output=True)
+            subprocess.run([*argv, str(objects), fmt], env=env, check=True, capture_output=True)
     finally:
         subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, check=True)
 
 
-def export_after(jobs: list[tuple[str, Path, tuple, int]]) -> None:
+def export_after(jobs: list[tuple[str, Path, tuple, int]], fmt: str) -> None:
     from mobilevos.checkpoint import load_model
-    from mobilevos.formats.export import export_onnx
+    from mobilevos.formats.export import export_model
 
     for checkpoint, out, size, objects in jobs:
-        export_onnx(load_model(checkpoint), out, size, objects, verify=False)
+        export_model(load_model(checkpoint), out, size, objects, format=fmt, verify=False)
 
 
-def session(folder: Path, verb: str, threads: int) -> tuple[ort.InferenceSession, dict]:
-    """The verb's session and random feeds of its manifest's shapes (masks all ones)."""
+def program(folder: Path, verb: str, fmt: str, threads: int) -> Callable[[], object]:
+    """One run of the verb's program on random feeds of its manifest's shapes (masks all
+    ones), as a call."""
     manifest = json.loads((folder / "manifest.json").read_text())
     graph = manifest["graphs"][verb]
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    sess = ort.InferenceSession(str(folder / graph["file"]), options, ["CPUExecutionProvider"])
     rng = np.random.default_rng(0)
     feeds = {}
     for spec in graph["inputs"]:
@@ -79,7 +85,22 @@ def session(folder: Path, verb: str, threads: int) -> tuple[ort.InferenceSession
         else:
             value = rng.standard_normal(spec["shape"]).astype(np.float32)
         feeds[spec["name"]] = value
-    return sess, feeds
+    if fmt == "executorch":
+        import torch
+        from executorch.runtime import Runtime
+
+        from mobilevos.formats.executorch import thread_count
+
+        thread_count(threads)
+        method = Runtime.get().load_program(folder / graph["file"]).load_method("forward")
+        inputs = [torch.from_numpy(value) for value in feeds.values()]
+        return lambda: method.execute(inputs)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    # Each session has its own threads; spinning after a run, they would slow the other's.
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    sess = ort.InferenceSession(str(folder / graph["file"]), options, ["CPUExecutionProvider"])
+    return lambda: sess.run(None, feeds)
 
 
 def probe(seconds: float = 0.3) -> float:
@@ -95,6 +116,7 @@ def probe(seconds: float = 0.3) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--before", default="a574d12^", help="git revision before the change")
+    parser.add_argument("--format", default="onnx", choices=("onnx", "executorch"))
     parser.add_argument("--size", default="480x864", help="network size HxW (multiple of 16)")
     parser.add_argument("--objects", default="1,3")
     parser.add_argument("--threads", type=int, default=2)
@@ -111,26 +133,30 @@ def main() -> None:
         work = Path(tmp)
         cases = [(name, k) for name in STUDENTS for k in counts]
         checkpoints = {name: str(shipped_checkpoint(name)) for name in STUDENTS}
-        export_before(
-            args.before, work, [(checkpoints[n], work / f"b-{n}-{k}", size, k) for n, k in cases]
+        before_jobs = [(checkpoints[n], work / f"b-{n}-{k}", size, k) for n, k in cases]
+        export_before(args.before, work, before_jobs, args.format)
+        export_after(
+            [(checkpoints[n], work / f"a-{n}-{k}", size, k) for n, k in cases], args.format
         )
-        export_after([(checkpoints[n], work / f"a-{n}-{k}", size, k) for n, k in cases])
         probes = []
         for name, k in cases:
             for verb in VERBS:
                 pair = {
-                    side: session(work / f"{side[0]}-{name}-{k}", verb, args.threads)
+                    side: program(work / f"{side[0]}-{name}-{k}", verb, args.format, args.threads)
                     for side in ("before", "after")
                 }
                 times = {side: [] for side in pair}
-                for sess, feeds in pair.values():
-                    sess.run(None, feeds)  # warm-up
-                for _ in range(args.rounds):
+                for run in pair.values():
+                    run()  # warm-up
+                for round_ in range(args.rounds):
                     probes.append(probe())
-                    for side, (sess, feeds) in pair.items():
-                        for _ in range(args.frames):
+                    time.sleep(1)  # the probe's BLAS threads spin on for a while after it
+                    # Run by run, the side that goes first changing every round.
+                    sides = list(pair) if round_ % 2 == 0 else list(pair)[::-1]
+                    for _ in range(args.frames):
+                        for side in sides:
                             start = time.perf_counter()
-                            sess.run(None, feeds)
+                            pair[side]()
                             times[side].append((time.perf_counter() - start) * 1e3)
                 before, after = (statistics.median(times[s]) for s in ("before", "after"))
                 rows.append(
@@ -144,18 +170,23 @@ def main() -> None:
                     }
                 )
                 print(rows[-1], flush=True)
+    runtime = f"ONNX Runtime {ort.__version__}"
+    if args.format == "executorch":
+        from importlib.metadata import version
+
+        runtime = f"ExecuTorch {version('executorch')} (XNNPACK)"
     report = {
         "before": args.before,
+        "runtime": runtime,
         "size": list(size),
         "threads": args.threads,
         "probe_gflops_median": round(statistics.median(probes), 1),
-        "onnxruntime": ort.__version__,
         "rows": rows,
     }
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "readout_ab.json").write_text(json.dumps(report, indent=2) + "\n")
     lines = [
-        f"ONNX Runtime {ort.__version__}, {args.threads} threads, network {size[0]}x{size[1]}; "
+        f"{runtime}, fp32, {args.threads} threads, network {size[0]}x{size[1]}; "
         f"before = {args.before}; medians of {args.rounds} x {args.frames} alternating runs; "
         f"matmul probe {report['probe_gflops_median']} GFLOP/s (median).",
         "",

@@ -143,3 +143,44 @@ def test_readout_is_fp32_under_autocast():
     assert out.dtype == torch.float32
     ref = memory_read(qk.bfloat16().float(), mk.bfloat16().float(), mv.bfloat16().float(), valid)
     torch.testing.assert_close(out, ref)
+
+
+@pytest.mark.parametrize(
+    "valid_slots",
+    [
+        [[True, True, False], [True, True, False], [True, True, False]],
+        [[True, True, False], [False, True, False], [False, False, False]],  # late, and none yet
+        [[False, True, True], [True, False, True], [False, False, True]],
+    ],
+)
+def test_several_objects_read_as_each_object_alone(valid_slots):
+    """The softmax shared by several objects gives each object what a read of that object
+    alone gives (its own biased softmax), even with garbage in a slot no object may read."""
+    g = torch.Generator().manual_seed(4)
+    b, ck, s, h, w, k, cv = 1, 64, 3, 6, 10, 3, 16
+    mk = torch.randn(b, ck, s, h, w, generator=g) * 2
+    mv = torch.randn(b, k, cv, s, h, w, generator=g)
+    qk = torch.randn(b, ck, h, w, generator=g) * 2
+    valid = torch.tensor([valid_slots])
+    unused = ~valid.any(dim=1)[0]
+    mk[:, :, unused] = qk[:, :, None].expand(b, ck, int(unused.sum()), h, w) * 1e3
+    together = memory_read(qk, mk, mv, valid)
+    for obj in range(k):
+        alone = memory_read(qk, mk, mv[:, obj : obj + 1], valid[:, obj : obj + 1])
+        torch.testing.assert_close(together[:, obj : obj + 1], alone, atol=1e-5, rtol=1e-5)
+
+
+def test_an_object_whose_slots_hold_almost_no_attention_reads_zeros():
+    """The documented limit of the shared softmax: an object whose only slot is ~100 logits
+    below another object's slot everywhere reads zeros, where alone it reads its slot."""
+    ck, h, w = 4, 2, 2
+    qk = torch.zeros(1, ck, h, w)
+    mk = torch.zeros(1, ck, 2, h, w)
+    mk[:, :, 1] = 40.0  # logit -(40^2 * 4) / 2 = -3200 against 0 on slot 0
+    mv = torch.ones(1, 2, 3, 2, h, w)
+    valid = torch.tensor([[[True, False], [False, True]]])
+    together = memory_read(qk, mk, mv, valid)
+    assert torch.all(together[:, 0] == 1)
+    assert torch.all(together[:, 1].abs() < 1e-6)
+    alone = memory_read(qk, mk, mv[:, 1:], valid[:, 1:])
+    torch.testing.assert_close(alone, torch.ones_like(alone))
