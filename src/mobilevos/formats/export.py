@@ -21,7 +21,7 @@ int8 (``int8=True``): static post-training quantization, calibrated on sessions 
 user's frames and over built-in clips (:func:`~mobilevos.formats.calibration.calibration_clips`),
 so the result does not hinge on what one clip happens to show. Both formats keep fp32, and why:
 
-* the readout (the affinity MatMul, Exp and the per-object softmax sums): its logits are
+* the readout (the affinity MatMul, Exp and the softmax sums): its logits are
   differences of large squared norms turned into exponent weights; 8-bit steps there would
   move attention between memory locations, not just blur it;
 * the soft aggregation (sigmoid, product, log-odds) and the final upsampling: cheap, and their
