@@ -61,6 +61,7 @@ def tiny_fast_model():
         value_branch_dims=(8, 16, 32),
         decoder="light",
         decoder_dims=(32, 16, 8),
+        aggregate_at="stride4",
     )
     torch.manual_seed(0)
     return build_model(config).eval()

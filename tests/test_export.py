@@ -14,7 +14,8 @@ from mobilevos.config import MemoryConfig, get_preset
 from mobilevos.data.synth import SynthConfig, render_video
 from mobilevos.errors import ConfigError, ExportError, InputError
 from mobilevos.formats.export import export_onnx
-from mobilevos.formats.graphs import weights_hash
+from mobilevos.formats import graphs
+from mobilevos.formats.graphs import export_digest
 from mobilevos.formats.manifest import VERBS, read_manifest
 from mobilevos.formats.onnx import OrtEngine
 from mobilevos.formats.verify import compare_backends, verify_export
@@ -111,12 +112,12 @@ def test_cached_export_engine_matches_torch_and_exports_once_per_object_count(
     model, tmp_path, capsys
 ):
     """The CLI's default engine: PyTorch for the first query, then ONNX Runtime through one
-    export per object count and memory size, named by the weights and found again."""
+    export per object count and memory size, named by the model and found again."""
     engine = CachedExportEngine(copy.deepcopy(model), cache=tmp_path)
     assert engine.backend == "torch"
     assert_matches_torch_with_an_object_entering_late(model, engine)
     assert engine.backend == "onnx"
-    digest = weights_hash(model)[:12]
+    digest = export_digest(model)
     names = [f"{digest}-{SIZE[0]}x{SIZE[1]}-k{k}-m{{}}" for k in (1, 2)]
     assert sorted(p.name for p in tmp_path.iterdir()) == [n.format(2) for n in names]
     assert capsys.readouterr().err.count("exported and verified in") == 2
@@ -128,6 +129,23 @@ def test_cached_export_engine_matches_torch_and_exports_once_per_object_count(
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(
         n.format(m) for n in names for m in (2, 3)
     )
+
+
+def test_export_digest_names_the_weights_the_config_and_the_graphs_version(model, monkeypatch):
+    """The cache's folder name: the same weights with objects combined elsewhere, or the
+    graphs' code changed, must not find the old programs."""
+    digest = export_digest(model)
+    assert export_digest(copy.deepcopy(model)) == digest
+    other = copy.deepcopy(model)
+    where = "stride4" if model.config.aggregate_at == "image" else "image"
+    other.config = other.config.replace(aggregate_at=where)
+    assert export_digest(other) != digest
+    changed = copy.deepcopy(model)
+    with torch.no_grad():
+        next(changed.parameters()).add_(1e-3)
+    assert export_digest(changed) != digest
+    monkeypatch.setattr(graphs, "GRAPHS_VERSION", graphs.GRAPHS_VERSION + 1)
+    assert export_digest(model) != digest
 
 
 def test_cached_export_engine_keeps_pytorch_when_an_export_fails(

@@ -1,12 +1,16 @@
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
+import torch.nn.functional as F
 
 from mobilevos.config import PAPER_PARAMETERS, ModelConfig, get_preset
 from mobilevos.costs import count_flops, count_parameters, preset_flops
 from mobilevos.engine import ClipModel
-from mobilevos.model.decoder import aggregate
+from mobilevos.errors import ConfigError
+from mobilevos.model.decoder import aggregate, to_image
 from mobilevos.model.network import MobileVOS
 
 
@@ -67,6 +71,33 @@ def test_mask_branch_values_end_with_the_masks_at_stride_16(tiny_fast_model):
     pooled = torch.nn.functional.avg_pool2d(masks, 16)
     torch.testing.assert_close(value[0, :, -2], pooled[0])
     torch.testing.assert_close(value[0, :, -1], pooled[0].sum(dim=0) - pooled[0])
+
+
+def test_mask_branch_pools_the_masks_before_pairing_them(tiny_fast_model):
+    """The branch pairs each object's mask with the others' sum after pooling them to stride
+    4: the same, to rounding, as pooling the pairs made at full size (its first form)."""
+    from mobilevos.model.encoders import object_masks
+
+    branch = tiny_fast_model.value_encoder
+    image = torch.randn(1, 3, 64, 96)
+    masks = torch.rand(1, 3, 64, 96)
+
+    def pooled_after_pairing(query, masks):
+        b, k = masks.shape[:2]
+        pooled = F.avg_pool2d(object_masks(masks), 4)
+        x = branch.mask_embed(pooled).view(b, k, -1, 16, 24) + branch.skip4(query.f4)[:, None]
+        x = x.flatten(0, 1)
+        x = branch.down8(F.relu(x)).view(b, k, -1, 8, 12) + branch.skip8(query.f8)[:, None]
+        x = x.flatten(0, 1)
+        x = branch.down16(F.relu(x)).view(b, k, -1, 4, 6) + branch.skip16(query.f16)[:, None]
+        learned = branch.project(F.relu(branch.refine(x.flatten(0, 1))))
+        value = torch.cat([learned, F.avg_pool2d(pooled, 4)], dim=1)
+        return value.view(b, k, *value.shape[1:])
+
+    with torch.no_grad():
+        query = tiny_fast_model.encode_query(image)
+        expected = pooled_after_pairing(query, masks)
+        torch.testing.assert_close(branch(image, query, masks), expected, rtol=1e-5, atol=1e-6)
 
 
 def test_fast_preset_has_no_value_trunk():
@@ -131,6 +162,72 @@ def test_soft_aggregation_matches_hand_computed_values():
     prob = torch.softmax(aggregate(logits), dim=1)[0, :, 0, 0]
     odds = torch.tensor([0.4 / 0.6, 1.0, 0.25])
     torch.testing.assert_close(prob, odds / odds.sum())
+
+
+@pytest.mark.parametrize("model_name", ["tiny_model", "tiny_fast_model"])
+def test_objects_are_combined_at_the_stride_the_config_names(model_name, request):
+    """``aggregate_at``: STCN's order (each object's logits upsampled, then combined) or the
+    combination at stride 4 upsampled once; the tiny model does the first, the fast one the
+    second. Built by hand from the decoder's stride-4 logits."""
+    model = request.getfixturevalue(model_name)
+    image = torch.randn(1, 3, 64, 96)
+    with torch.no_grad():
+        query = model.encode_query(image)
+        readout = torch.randn(1, 2, model.config.value_dim, 4, 6)
+        stride4 = model.decoder(readout, query.value, query.f8, query.f4).logits
+        logits = model.decode(query, readout, torch.tensor([[True, False]])).logits
+
+    def up(x):
+        return F.interpolate(x, size=(64, 96), mode="bilinear", align_corners=False)
+
+    present = torch.tensor([[True, False]])
+    image_first = aggregate(up(stride4), present)
+    stride4_first = up(aggregate(stride4, present))
+    expected = stride4_first if model.config.aggregate_at == "stride4" else image_first
+    torch.testing.assert_close(logits, expected)
+
+
+def test_the_order_of_aggregation_matters_for_several_objects_only():
+    """One object's aggregated logits are (-l, l), linear in its logit l (inside the clamp at
+    +-16.1), so upsampling commutes with them; with two objects the background's product does
+    not: the orders then differ where the objects' logits change (their edges)."""
+    edge = torch.tensor([-8.0, -8.0, 8.0, 8.0]).expand(4, 4)  # a vertical edge, stride 4
+
+    def orders(stride4_logits):
+        up = to_image(stride4_logits)
+        return aggregate(up), to_image(aggregate(stride4_logits))
+
+    # (to float32's rounding of sigmoid and log at logits of 8)
+    torch.testing.assert_close(*orders(edge[None, None]), rtol=1e-4, atol=1e-4)
+    image_first, stride4_first = orders(torch.stack([edge, edge.T])[None])
+    gap = (torch.softmax(image_first, 1) - torch.softmax(stride4_first, 1)).abs()
+    assert gap.max() > 0.05
+    assert gap[..., :4, :4].max() < 1e-6  # away from both edges
+
+
+def test_the_two_orders_of_aggregation_agree_on_flat_logits(tiny_model):
+    """Upsampling a constant map returns it: with logits that do not vary over the image,
+    combining before or after upsampling gives the same (hand-computed) probabilities."""
+    flat = copy.deepcopy(tiny_model)
+    with torch.no_grad():
+        flat.decoder.pred.weight.zero_()
+        flat.decoder.pred.bias.fill_(torch.logit(torch.tensor(0.2)).item())
+        image = torch.randn(1, 3, 64, 96)
+        query = flat.encode_query(image)
+        readout = torch.randn(1, 2, flat.config.value_dim, 4, 6)
+        outputs = []
+        for where in ("image", "stride4"):
+            flat.config = flat.config.replace(aggregate_at=where)
+            outputs.append(torch.softmax(flat.decode(query, readout).logits, dim=1))
+    torch.testing.assert_close(outputs[0], outputs[1])
+    # Background (1-0.2)^2 = 0.64: odds 0.64/0.36, then 0.25 for each object.
+    odds = torch.tensor([0.64 / 0.36, 0.25, 0.25])
+    torch.testing.assert_close(outputs[1][0, :, 30, 40], odds / odds.sum())
+
+
+def test_aggregation_stride_is_checked():
+    with pytest.raises(ConfigError, match="aggregate_at"):
+        get_preset("mobilevos-tiny").replace(aggregate_at="stride8")
 
 
 def test_absent_objects_get_zero_probability():

@@ -108,14 +108,14 @@ def test_default_model_is_exported_once_into_the_cache(
 ) -> None:
     import mobilevos.checkpoint
     from mobilevos.checkpoint import load_model
-    from mobilevos.formats.graphs import weights_hash
+    from mobilevos.formats.graphs import export_digest
 
     # A tiny default model keeps the export quick; the shipped one is exported by test_web.py.
     monkeypatch.setattr(mobilevos.checkpoint, "DEFAULT_CHECKPOINT", tiny_checkpoint)
     cache = tmp_path / "cache"
     folder = default_export(cache, (32, 48), max_objects=1)
     model = load_model(tiny_checkpoint)
-    digest, slots = weights_hash(model)[:12], model.config.memory.capacity
+    digest, slots = export_digest(model), model.config.memory.capacity
     assert folder == cache / f"{digest}-32x48-k1-m{slots}"
     manifest = read_manifest(folder)
     assert manifest["input_size"] == [32, 48] and manifest["max_objects"] == 1

@@ -150,6 +150,7 @@ def load_model(
 _NON_ARCHITECTURE_FIELDS = (
     "name",
     "memory",
+    "aggregate_at",
     "pretrained",
     "backbone_weights",
     "value_backbone_weights",

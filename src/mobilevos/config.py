@@ -18,6 +18,7 @@ from mobilevos.errors import ConfigError
 
 Backbone = Literal["resnet50", "resnet18", "mobilenetv2", "tiny"]
 DecoderKind = Literal["stcn", "light"]
+AggregateAt = Literal["image", "stride4"]
 
 
 @dataclass(frozen=True)
@@ -74,6 +75,12 @@ class ModelConfig:
             ``"light"``, separable blocks, with the object-independent projections run once per
             frame (:class:`~mobilevos.model.decoder.LightDecoder`).
         decoder_dims: channels of the decoder at strides 16, 8 and 4.
+        aggregate_at: where the objects' predictions are combined
+            (:func:`~mobilevos.model.decoder.aggregate`): ``"image"``, as STCN does, each
+            object's stride-4 logits upsampled to the image and combined there; ``"stride4"``,
+            combined at the decoder's stride 4 and the K+1 logits upsampled once (the per-pixel
+            work of the combination on a sixteenth of the pixels: docs/speed.md). Not part of
+            the architecture: the weights are the same either way.
         value_branch_dims: channels of the mask branch at strides 4, 8 and 16 (used only when
             ``value_backbone`` is None).
         aspp: whether an ASPP block refines the query's stride-16 features.
@@ -97,6 +104,7 @@ class ModelConfig:
     query_value_dim: int = 96
     decoder: DecoderKind = "stcn"
     decoder_dims: tuple[int, int, int] = (64, 48, 32)
+    aggregate_at: AggregateAt = "image"
     value_branch_dims: tuple[int, int, int] = (16, 32, 64)
     aspp: bool = True
     aspp_dim: int = 136
@@ -128,6 +136,10 @@ class ModelConfig:
             object.__setattr__(self, key, tuple(getattr(self, key)))
         if self.decoder not in ("stcn", "light"):
             raise ConfigError(f"decoder must be 'stcn' or 'light', got {self.decoder!r}")
+        if self.aggregate_at not in ("image", "stride4"):
+            raise ConfigError(
+                f"aggregate_at must be 'image' or 'stride4', got {self.aggregate_at!r}"
+            )
 
     def replace(self, **changes: Any) -> ModelConfig:
         return dataclasses.replace(self, **changes)
@@ -158,6 +170,7 @@ _PRESETS: dict[str, ModelConfig] = {
         query_backbone="mobilenetv2",
         value_backbone="mobilenetv2",
         aspp=False,
+        aggregate_at="stride4",
     ),
     # This project's student cut to a CPU's budget (not in the paper): the lite model's query
     # trunk, no value trunk (the value is built from the query trunk's features and the object's
@@ -176,6 +189,7 @@ _PRESETS: dict[str, ModelConfig] = {
         decoder_dims=(64, 48, 32),
         value_branch_dims=(32, 64, 128),
         aspp=False,
+        aggregate_at="stride4",
     ),
     # STCN-like teacher (ResNet-50 query trunk, ResNet-18 value trunk, key 64, value 512), with a
     # long memory written every 5 frames. Its module layout mirrors STCN's so that an official STCN

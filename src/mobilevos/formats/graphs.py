@@ -15,6 +15,7 @@ them; the formats capture these modules at the export's shapes.
 from __future__ import annotations
 
 import hashlib
+import json
 from typing import Any
 
 import torch
@@ -22,6 +23,11 @@ from torch import Tensor, nn
 
 from mobilevos.model.encoders import QueryFeatures
 from mobilevos.model.network import STRIDE, MobileVOS
+
+GRAPHS_VERSION = 2
+"""Raised when the programs compute something else from the same weights and config (2: the
+mask branch pools the masks before pairing them; objects combined where ``aggregate_at``
+says), so that the export cache exports them again."""
 
 
 class QueryGraph(nn.Module):
@@ -121,6 +127,15 @@ def describe(tensors: dict[str, Tensor]) -> list[dict[str, Any]]:
         {"name": n, "shape": list(t.shape), "dtype": str(t.dtype).removeprefix("torch.")}
         for n, t in tensors.items()
     ]
+
+
+def export_digest(model: MobileVOS) -> str:
+    """What ``model``'s programs are made from, as 12 hex digits of a sha256: its weights, its
+    config (the same weights under another ``aggregate_at`` make other programs) and
+    :data:`GRAPHS_VERSION`. The export cache names its folders with it."""
+    config = json.dumps(model.config.to_dict(), sort_keys=True)
+    key = f"{weights_hash(model)} {config} {GRAPHS_VERSION}"
+    return hashlib.sha256(key.encode()).hexdigest()[:12]
 
 
 def weights_hash(model: MobileVOS) -> str:

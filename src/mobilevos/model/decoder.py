@@ -19,8 +19,9 @@ from mobilevos.model.blocks import (
 
 
 class DecoderOutput(NamedTuple):
-    """Shapes: logits (B, K, H, W) per-object logits at image size; hidden (B, K, D4, H/4, W/4)
-    the last hidden feature map (the representation distilled by the training loss)."""
+    """Shapes: logits (B, K, H/4, W/4) per-object logits at the decoder's stride 4; hidden
+    (B, K, D4, H/4, W/4) the last hidden feature map (the representation distilled by the
+    training loss)."""
 
     logits: Tensor
     hidden: Tensor
@@ -48,7 +49,6 @@ class Decoder(nn.Module):
         x = self.up_16_8(f8, x)
         hidden = self.up_8_4(f4, x)
         logits = self.pred(F.relu(hidden))
-        logits = F.interpolate(logits, scale_factor=4, mode="bilinear", align_corners=False)
         return DecoderOutput(
             logits.view(b, k, *logits.shape[-2:]), hidden.view(b, k, *hidden.shape[1:])
         )
@@ -99,7 +99,6 @@ class LightDecoder(nn.Module):
         hidden = plus_objects(_upsample(self.narrow4(F.relu(x)), f4), self.skip4(f4))
         hidden = self.block4(hidden)
         logits = self.pred(F.relu(hidden))
-        logits = F.interpolate(logits, scale_factor=4, mode="bilinear", align_corners=False)
         return DecoderOutput(
             logits.view(b, k, *logits.shape[-2:]), hidden.view(b, k, *hidden.shape[1:])
         )
@@ -107,6 +106,11 @@ class LightDecoder(nn.Module):
 
 def _upsample(x: Tensor, like: Tensor) -> Tensor:
     return F.interpolate(x, size=like.shape[-2:], mode="bilinear", align_corners=False)
+
+
+def to_image(logits: Tensor) -> Tensor:
+    """Stride-4 maps (B, C, H/4, W/4) to image size (B, C, H, W), bilinearly (as STCN)."""
+    return F.interpolate(logits, scale_factor=4, mode="bilinear", align_corners=False)
 
 
 def aggregate(object_logits: Tensor, present: Tensor | None = None) -> Tensor:

@@ -152,7 +152,9 @@ class MaskValueEncoder(nn.Module):
         """Shapes: image (B, 3, H, W) or None (unused: the query features stand for it), masks
         (B, K, H, W) in [0, 1]; returns (B, K, Cv, h, w)."""
         b, k = masks.shape[:2]
-        pooled = F.avg_pool2d(object_masks(masks), 4)  # B*K, 2, H/4, W/4
+        # Pooled first, then paired with the others' sum: both are linear, so this is the pair's
+        # pooling, with the per-object work on a sixteenth of the pixels.
+        pooled = object_masks(F.avg_pool2d(masks, 4))  # B*K, 2, H/4, W/4
         x = plus_objects(self.mask_embed(pooled), self.skip4(query.f4))
         x = plus_objects(self.down8(F.relu(x)), self.skip8(query.f8))
         x = plus_objects(self.down16(F.relu(x)), self.skip16(query.f16))

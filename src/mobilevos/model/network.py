@@ -29,7 +29,7 @@ from mobilevos.model.backbone import (
     find_mobilenet_weights,
     load_torchvision_weights,
 )
-from mobilevos.model.decoder import Decoder, LightDecoder, aggregate
+from mobilevos.model.decoder import Decoder, LightDecoder, aggregate, to_image
 from mobilevos.model.encoders import MaskValueEncoder, QueryEncoder, QueryFeatures, ValueEncoder
 from mobilevos.model.readout import memory_read
 
@@ -122,9 +122,16 @@ class MobileVOS(nn.Module):
     def decode(
         self, query: QueryFeatures, readout: Tensor, present: Tensor | None = None
     ) -> Segmentation:
-        """Shapes: readout (B, K, Cv, h, w); present (B, K) bool or None (all present)."""
+        """Shapes: readout (B, K, Cv, h, w); present (B, K) bool or None (all present).
+
+        The objects' stride-4 logits are combined at the image size or at stride 4 and then
+        upsampled, as ``config.aggregate_at`` says."""
         out = self.decoder(readout, query.value, query.f8, query.f4)
-        return Segmentation(aggregate(out.logits, present), out.hidden)
+        if self.config.aggregate_at == "stride4":
+            logits = to_image(aggregate(out.logits, present))
+        else:
+            logits = aggregate(to_image(out.logits), present)
+        return Segmentation(logits, out.hidden)
 
 
 def build_model(config: ModelConfig, pretrained: bool | None = None) -> MobileVOS:

@@ -46,7 +46,7 @@ from mobilevos.engine import TorchEngine
 from mobilevos.errors import ExportError, MobileVOSError
 from mobilevos.formats.base import ExportedEngine, open_exported
 from mobilevos.formats.export import export_model
-from mobilevos.formats.graphs import weights_hash
+from mobilevos.formats.graphs import export_digest
 from mobilevos.formats.manifest import MANIFEST
 from mobilevos.model.encoders import QueryFeatures
 from mobilevos.model.network import STRIDE, MobileVOS, Segmentation
@@ -94,13 +94,14 @@ def open_cached_export(
     exported and verified against PyTorch on first use, saying so on stderr, loaded from
     there afterwards, and exported again if the entry there cannot be loaded.
 
-    The folder is named after the weights' sha256 (``digest``, computed when not given), the
-    size, the object count and the memory's capacity (``memory``, by default the model's), so
-    new weights or shapes get their own export. Raises :class:`ExportError` when the export
+    The folder is named after what the programs are made from (``digest``, by default
+    :func:`~mobilevos.formats.graphs.export_digest`: the weights, the config and the graphs'
+    version), the size, the object count and the memory's capacity (``memory``, by default the
+    model's), so new weights, code or shapes get their own export. Raises :class:`ExportError` when the export
     fails, :class:`OSError` when ``cache`` cannot be written.
     """
     memory = memory or model.config.memory
-    digest = digest or weights_hash(model)[:12]
+    digest = digest or export_digest(model)
     folder = cache / f"{digest}-{size[0]}x{size[1]}-k{max_objects}-m{memory.capacity}"
     with _locked(cache):  # processes of one torchrun share the cache: one exports, all wait
         if (folder / MANIFEST).is_file():
@@ -181,7 +182,7 @@ class CachedExportEngine:
         self.cache = cache if cache is not None else user_cache("exports")
         self._cache_checked = False
         self.threads = threads
-        self.digest = weights_hash(self.model)[:12]
+        self.digest = export_digest(self.model)
         self.export_memory = self.model.config.memory
         # Loaded exports by (height, width, objects, memory slots); the key the session uses.
         self.engines: dict[tuple[int, int, int, int], ExportedEngine] = {}
