@@ -7,11 +7,12 @@ checkout's, timed side by side in one process, under ONNX Runtime or ExecuTorch.
 The readout, the soft aggregation, the attention pools and the per-object broadcasts were
 rewritten so that every operator of an ExecuTorch program runs inside XNNPACK (issue #26,
 src/mobilevos/model/readout.py). The same graphs are what ONNX Runtime runs, so this script
-measures what the change does there. The shared softmax of several objects (the same file) was
-measured with it too, ``--before`` the commit before it, under both runtimes. It exports each
-shipped student's ``encode_value`` and ``segment`` graphs (fp32, ``--format``) with the code of
-``--before`` (a git revision, checked out into a temporary worktree and run in a subprocess) and
-with this checkout's code, at the same size and object count and from the same weights, then
+measures what the change does there. The shared softmax of several objects (the same file) and
+the objects combined at stride 4 (``aggregate_at``, with the mask branch's pooling moved first)
+were measured with it too, ``--before`` the commit before each, under both runtimes. It exports
+each shipped student's ``encode_value`` and ``segment`` graphs (fp32, ``--format``) with the
+code and the checkpoint of ``--before`` (a git revision, checked out into a temporary worktree
+and run in a subprocess) and with this checkout's, at the same size and object count, then
 times the two programs of each graph run by run in alternation (``--rounds`` rounds of
 ``--frames`` runs each, the side that goes first changing every round; random inputs of the
 manifest's shapes, valid slots all set) and reports medians, their ratio, and a matmul probe
@@ -51,14 +52,17 @@ export_model(load_model(sys.argv[1]), sys.argv[2], (int(sys.argv[3]), int(sys.ar
 def export_before(
     revision: str, work: Path, jobs: list[tuple[str, Path, tuple, int]], fmt: str
 ) -> None:
-    """Export every job with the code of ``revision`` (its own ``mobilevos`` on PYTHONPATH)."""
+    """Export every job with the code of ``revision`` (its own ``mobilevos`` on PYTHONPATH)
+    and the student's checkpoint as that revision shipped it (same weights; its config is
+    one that revision reads)."""
     tree = work / "before"
     add = ["git", "worktree", "add", "--detach", str(tree), revision]
     subprocess.run(add, cwd=ROOT, check=True, capture_output=True)
     try:
         env = {**os.environ, "PYTHONPATH": str(tree / "src")}
-        for checkpoint, out, size, objects in jobs:
-            argv = [sys.executable, "-c", EXPORT, checkpoint, str(out), *map(str, size)]
+        for name, out, size, objects in jobs:
+            checkpoint = tree / "src" / "mobilevos" / "assets" / f"{name}.ckpt"
+            argv = [sys.executable, "-c", EXPORT, str(checkpoint), str(out), *map(str, size)]
             subprocess.run([*argv, str(objects), fmt], env=env, check=True, capture_output=True)
     finally:
         subprocess.run(["git", "worktree", "remove", "--force", str(tree)], cwd=ROOT, check=True)
@@ -68,8 +72,8 @@ def export_after(jobs: list[tuple[str, Path, tuple, int]], fmt: str) -> None:
     from mobilevos.checkpoint import load_model
     from mobilevos.formats.export import export_model
 
-    for checkpoint, out, size, objects in jobs:
-        export_model(load_model(checkpoint), out, size, objects, format=fmt, verify=False)
+    for name, out, size, objects in jobs:
+        export_model(load_model(name), out, size, objects, format=fmt, verify=False)
 
 
 def program(folder: Path, verb: str, fmt: str, threads: int) -> Callable[[], object]:
@@ -124,20 +128,15 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--out", type=Path, default=ROOT / "results" / "readout-ab")
     args = parser.parse_args()
-    from mobilevos.checkpoint import shipped_checkpoint
-
     size = tuple(int(v) for v in args.size.split("x"))
     counts = [int(v) for v in args.objects.split(",")]
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         cases = [(name, k) for name in STUDENTS for k in counts]
-        checkpoints = {name: str(shipped_checkpoint(name)) for name in STUDENTS}
-        before_jobs = [(checkpoints[n], work / f"b-{n}-{k}", size, k) for n, k in cases]
+        before_jobs = [(n, work / f"b-{n}-{k}", size, k) for n, k in cases]
         export_before(args.before, work, before_jobs, args.format)
-        export_after(
-            [(checkpoints[n], work / f"a-{n}-{k}", size, k) for n, k in cases], args.format
-        )
+        export_after([(n, work / f"a-{n}-{k}", size, k) for n, k in cases], args.format)
         probes = []
         for name, k in cases:
             for verb in VERBS:
