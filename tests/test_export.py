@@ -13,8 +13,8 @@ from mobilevos.cli import main
 from mobilevos.config import MemoryConfig, get_preset
 from mobilevos.data.synth import SynthConfig, render_video
 from mobilevos.errors import ConfigError, ExportError, InputError
-from mobilevos.formats.export import export_onnx
 from mobilevos.formats import graphs
+from mobilevos.formats.export import export_onnx
 from mobilevos.formats.graphs import export_digest
 from mobilevos.formats.manifest import VERBS, read_manifest
 from mobilevos.formats.onnx import OrtEngine

@@ -97,8 +97,8 @@ def open_cached_export(
     The folder is named after what the programs are made from (``digest``, by default
     :func:`~mobilevos.formats.graphs.export_digest`: the weights, the config and the graphs'
     version), the size, the object count and the memory's capacity (``memory``, by default the
-    model's), so new weights, code or shapes get their own export. Raises :class:`ExportError` when the export
-    fails, :class:`OSError` when ``cache`` cannot be written.
+    model's), so new weights, code or shapes get their own export. Raises :class:`ExportError`
+    when the export fails, :class:`OSError` when ``cache`` cannot be written.
     """
     memory = memory or model.config.memory
     digest = digest or export_digest(model)
