@@ -12,7 +12,7 @@ from dataset_factory import TINY_RECIPE, recipe
 from launch import torchrun
 from mobilevos.checkpoint import load_model, read_checkpoint, save_checkpoint
 from mobilevos.config import get_preset
-from mobilevos.errors import ConfigError
+from mobilevos.errors import CheckpointError, ConfigError
 from mobilevos.model.network import build_model
 from mobilevos.predictor import VOSPredictor
 from mobilevos.train import Trainer, compute_losses
@@ -89,6 +89,19 @@ def test_resumed_run_reproduces_the_uninterrupted_loss_curve(tmp_path, channels_
     a, b = load_model(tmp_path / "straight" / "final.ckpt"), load_model(final)
     for (key, x), y in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
         assert torch.equal(x, y), key
+
+
+def test_a_state_resumes_with_the_objects_combined_elsewhere_not_for_another_model(tmp_path):
+    """``aggregate_at`` is not in the weights: a state saved in STCN's order (as the shipped
+    students' campaigns were) resumes under ``stride4``; other fields still refuse it."""
+    out = f"out_dir={tmp_path}/run"
+    assert Trainer(load_train_config(recipe(tmp_path), [out])).run(stop_at=3) is None
+    stride4 = ["model_overrides={aggregate_at: stride4}", out]
+    trainer = Trainer(load_train_config(recipe(tmp_path), stride4), resume=True)
+    assert trainer.model.config.aggregate_at == "stride4" and trainer.step == 2
+    wider = ["model_overrides={aggregate_at: stride4, key_dim: 8}", out]
+    with pytest.raises(CheckpointError, match="saved for another model"):
+        Trainer(load_train_config(recipe(tmp_path), wider), resume=True)
 
 
 def test_channels_last_training_follows_the_contiguous_loss_curve(tmp_path):

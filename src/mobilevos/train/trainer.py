@@ -239,7 +239,10 @@ class Trainer:
         if state.get("format_version") != STATE_VERSION:
             raise CheckpointError(f"{path}: unsupported training state version")
         # Compared as configs, so that a state saved before a field was added still matches.
-        if ModelConfig.from_dict(state["model_config"]) != self.model.config:
+        # Where the objects are combined is not in the weights: a state saved under either
+        # order (the shipped students' campaigns trained with STCN's) resumes under the other.
+        saved = ModelConfig.from_dict(state["model_config"])
+        if saved.replace(aggregate_at=self.model.config.aggregate_at) != self.model.config:
             raise CheckpointError(
                 f"{path}: saved for another model ({state['model_config']['name']})"
             )
