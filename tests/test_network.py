@@ -171,16 +171,16 @@ def test_objects_are_combined_at_the_stride_the_config_names(model_name, request
     second. Built by hand from the decoder's stride-4 logits."""
     model = request.getfixturevalue(model_name)
     image = torch.randn(1, 3, 64, 96)
+    present = torch.tensor([[True, False]])
     with torch.no_grad():
         query = model.encode_query(image)
         readout = torch.randn(1, 2, model.config.value_dim, 4, 6)
         stride4 = model.decoder(readout, query.value, query.f8, query.f4).logits
-        logits = model.decode(query, readout, torch.tensor([[True, False]])).logits
+        logits = model.decode(query, readout, present).logits
 
     def up(x):
         return F.interpolate(x, size=(64, 96), mode="bilinear", align_corners=False)
 
-    present = torch.tensor([[True, False]])
     image_first = aggregate(up(stride4), present)
     stride4_first = up(aggregate(stride4, present))
     expected = stride4_first if model.config.aggregate_at == "stride4" else image_first
