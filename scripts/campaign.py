@@ -3,11 +3,12 @@
     .venv/bin/python scripts/campaign.py [--campaign default] [--minutes 170]   # or: make campaign
 
 A campaign (``--campaign``: ``default``, the shipped ``mobilevos-mbv2-lite``; ``fast``,
-``mobilevos-mbv2-fast``) has stages (``configs/<campaign>/stage*.yaml``; ``--stage``, by default
-the last): stage 1 trains at the peak learning rate, stage 2 resumes stage 1's state at the step
-where its cosine starts and anneals the rate to zero. To train longer before annealing, continue
-stage 1 (``--stage stage1``), then move stage 2's ``schedule_start`` and ``steps`` to its new step
-and remove ``campaign/<campaign>/stage2``. A branch (``--branch NAME``) trains another recipe
+``mobilevos-mbv2-fast``; ``fast-half``, a cheaper fast student not shipped yet) has stages
+(``configs/<campaign>/stage*.yaml``): stage 1 trains at the peak learning rate and ends at the
+step where stage 2's schedule starts; stage 2 resumes stage 1's state there and anneals the rate
+to zero. The command runs the first stage that has not reached its end, then the next ones
+(``--stage`` runs one). To train longer before annealing, move stage 2's ``schedule_start`` and
+``steps`` on, remove ``campaign/<campaign>/stage2`` and run again. A branch (``--branch NAME``) trains another recipe
 of the campaign (``configs/<campaign>/NAME.yaml``) from scratch into
 ``campaign/<campaign>/branches/NAME/`` with records of its own and never ships; two runs side by
 side with ``--threads 1 --train-minutes M`` are compared at equal training time, and
@@ -119,10 +120,37 @@ CAMPAIGNS = {
         ASSETS / "mobilevos-mbv2-fast.ckpt",
         {"stage1": STAGE1_DATA, "stage2": FAST_STAGE2_DATA},
     ),
+    "fast-half": Campaign(
+        "fast-half",
+        "mobilevos-mbv2-fast's third architecture (its query trunk entered at half resolution, "
+        "7 residual blocks dropped, 32-channel keys), trained by this project on the fast "
+        "student's data and recipe (scripts/campaign.py --campaign fast-half)",
+        ROOT / "campaign" / "fast-half" / "mobilevos-mbv2-fast.ckpt",
+        {"stage1": STAGE1_DATA, "stage2": FAST_STAGE2_DATA},
+    ),
 }
 # The default model's campaign, as the other scripts name it.
 CAMPAIGN = CAMPAIGNS["default"].folder
 STAGES = CAMPAIGNS["default"].stages
+
+
+def stage_end(campaign: Campaign, stage: str) -> int:
+    """The step where ``stage`` ends: where the next stage's schedule starts, or the last
+    stage's ``steps``."""
+    names = list(campaign.stages)
+    following = names[names.index(stage) + 1 :]
+    if following:
+        return load_train_config(campaign.stages[following[0]], []).optim.schedule_start
+    return load_train_config(campaign.stages[stage], []).steps
+
+
+def first_unfinished(campaign: Campaign) -> str:
+    """The first stage whose state has not reached its end (the last stage when all have)."""
+    for stage in campaign.stages:
+        state = campaign.folder / stage / "last.pt"
+        if not state.is_file() or state_step(state) < stage_end(campaign, stage):
+            return stage
+    return list(campaign.stages)[-1]
 
 
 def held_out_results(trainer: Trainer) -> dict[str, DavisResult]:
@@ -255,7 +283,9 @@ def plan_run(campaign: Campaign, stage: str, branch: str | None) -> Run:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--campaign", default="default", choices=list(CAMPAIGNS))
-    parser.add_argument("--stage", help="the stage to run (default: the campaign's last)")
+    parser.add_argument(
+        "--stage", help="run this stage only (default: the first unfinished one, then the rest)"
+    )
     parser.add_argument("--branch", help="run configs/<campaign>/<BRANCH>.yaml as a branch")
     parser.add_argument("--minutes", type=float, default=None, help="stop after this long")
     parser.add_argument(
@@ -280,10 +310,22 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     os.chdir(ROOT)  # the recipes' data and run folders are relative to the repository
     campaign = CAMPAIGNS[args.campaign]
-    stage = args.stage or list(campaign.stages)[-1]
-    if stage not in campaign.stages:
+    if args.stage is not None and args.stage not in campaign.stages:
         parser.error(f"--stage: {args.campaign} has stages {', '.join(campaign.stages)}")
-    run = plan_run(campaign, stage, args.branch)
+    stages = list(campaign.stages)
+    stage = args.stage or (stages[-1] if args.branch else first_unfinished(campaign))
+    while True:
+        finished = train(campaign, plan_run(campaign, stage, args.branch), args, started)
+        if not finished or args.stage or args.branch or stage == stages[-1]:
+            break
+        stage = stages[stages.index(stage) + 1]
+        args.adopt = None  # adopted into the stage just finished
+
+
+def train(campaign: Campaign, run: Run, args: argparse.Namespace, started: float) -> bool:
+    """Train one run until its end (a branch: its recipe's steps) or the time limits; whether it
+    reached its end."""
+    stage = run.stage
     records = history(run.log_path)
     best = max((r["selection"] for r in records), default=-1.0) if run.ships else math.inf
     config = load_train_config(run.recipe, [f"out_dir={run.run_dir.relative_to(ROOT)}"])
@@ -297,7 +339,8 @@ def main() -> None:
         scores = history(args.adopt / "history.jsonl")[-1]["scores"]
         best = record_step(trainer, campaign, run, scores, records, best)
     budget = args.train_minutes * 60 if args.train_minutes is not None else None
-    while trainer.step < config.steps:
+    end = stage_end(campaign, stage) if run.ships else config.steps
+    while trainer.step < end:
         if args.minutes is not None and time.monotonic() - started > args.minutes * 60:
             break
         if budget is not None and trainer.train_seconds >= budget:
@@ -305,15 +348,18 @@ def main() -> None:
                 f"{run.stage}: {args.train_minutes} training minutes reached at step {trainer.step}"
             )
             break
-        target = min((trainer.step // args.eval_every + 1) * args.eval_every, config.steps)
+        target = min((trainer.step // args.eval_every + 1) * args.eval_every, end)
         trainer.run(stop_at=target, until_seconds=budget)
         trainer.save_state()
         best = record_step(trainer, campaign, run, evaluate(trainer), records, best)
-    if trainer.step >= config.steps:
-        print(
-            f"{run.stage} is complete at step {trainer.step}: nothing left to train. To train "
-            "longer, see this script's docstring (continue stage 1, then move stage 2)."
-        )
+    if trainer.step < end:
+        return False
+    print(
+        f"{run.stage} is complete at step {trainer.step}"
+        + ("" if run.ships and stage != list(campaign.stages)[-1] else
+           ": nothing left to train. To train longer, see this script's docstring.")
+    )  # fmt: skip
+    return True
 
 
 def start_stage(campaign: Campaign, stage: str, config: TrainConfig, run_dir: Path) -> None:

@@ -109,6 +109,24 @@ def test_mobilenet_trunks_start_from_imagenet_weights_when_installed():
     assert torch.all(stem[:, 3:] == 0)  # mask channels start at zero
 
 
+def test_a_trunk_with_dropped_blocks_takes_every_imagenet_weight_it_keeps(tmp_path):
+    """The dropped blocks' weights are left out of the file by name; every other key loads
+    (strictly: a missing or extra key would be an error)."""
+    from torchvision.models import mobilenet_v2
+
+    from mobilevos.model.backbone import MobileNetV2Trunk, load_torchvision_weights
+
+    reference = mobilenet_v2().state_dict()
+    torch.save(reference, tmp_path / "mobilenet.pth")
+    trunk = MobileNetV2Trunk(entry="half", dropped=(3, 5, 6, 9, 10, 12, 13))
+    load_torchvision_weights(trunk, tmp_path / "mobilenet.pth")
+    kept = trunk.state_dict()
+    assert not any(key.startswith(("features.3.", "features.13.")) for key in kept)
+    assert any(key.startswith("features.8.") for key in kept)
+    for key, value in kept.items():
+        assert torch.equal(value, reference[key]), key
+
+
 def test_user_resnet_weights_file_loads_into_both_trunks(tmp_path):
     from torchvision.models import resnet18, resnet50
 

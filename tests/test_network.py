@@ -10,6 +10,7 @@ from mobilevos.config import PAPER_PARAMETERS, ModelConfig, get_preset
 from mobilevos.costs import count_flops, count_parameters, preset_flops
 from mobilevos.engine import ClipModel
 from mobilevos.errors import ConfigError
+from mobilevos.model.backbone import MobileNetV2Trunk
 from mobilevos.model.decoder import aggregate, to_image
 from mobilevos.model.network import MobileVOS
 
@@ -38,6 +39,73 @@ def test_config_round_trips_through_dict(name):
     # with them resumes from its own state.
     listed = config.replace(decoder_dims=list(config.decoder_dims))
     assert listed == config and ModelConfig.from_dict(listed.to_dict()) == listed
+
+
+def test_a_dropped_residual_block_is_the_block_with_a_zero_branch():
+    """Dropping a residual block computes what the block computes once its branch's last
+    batch norm outputs zero: the trunk with blocks dropped against the full trunk with those
+    branches zeroed (same weights elsewhere)."""
+    torch.manual_seed(0)
+    dropped = (3, 6, 12)
+    full = MobileNetV2Trunk().eval()
+    for module in full.modules():  # non-trivial statistics, so that the batch norms matter
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.uniform_(-0.2, 0.2)
+            module.running_var.uniform_(0.5, 1.5)
+    light = MobileNetV2Trunk(dropped=dropped).eval()
+    light.load_state_dict(
+        {k: v for k, v in full.state_dict().items() if int(k.split(".")[1]) not in dropped}
+    )
+    with torch.no_grad():
+        for index in dropped:
+            last_norm = full.features[index].conv[-1]
+            last_norm.weight.zero_()
+            last_norm.bias.zero_()
+        image = torch.randn(1, 3, 64, 96)
+        for got, want in zip(light(image), full(image), strict=True):
+            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_a_half_entry_trunk_runs_torchvisions_layers_on_the_pooled_frame():
+    """entry="half": torchvision's MobileNetV2 layers (same weights) run on the frame pooled
+    2x2, the first strided block's depthwise convolution at stride 1, and the features keep
+    their strides 4, 8 and 16 of the frame."""
+    from torchvision.models import mobilenet_v2
+
+    torch.manual_seed(0)
+    trunk = MobileNetV2Trunk(entry="half").eval()
+    reference = mobilenet_v2().features[:14].eval()
+    reference.load_state_dict({k.removeprefix("features."): v for k, v in
+                               trunk.state_dict().items()})  # fmt: skip
+    depthwise = reference[2].conv[1][0]
+    image = torch.randn(1, 3, 64, 96)
+    with torch.no_grad():
+        f4, f8, f16 = trunk(image)
+        x = F.avg_pool2d(image, 2)
+        x = reference[:2](x)
+        x = reference[2].conv[0](x)
+        x = F.conv2d(x, depthwise.weight, None, 1, 1, groups=depthwise.groups)
+        x = reference[2].conv[1][2](reference[2].conv[1][1](x))  # batch norm, ReLU6
+        x = reference[2].conv[3](reference[2].conv[2](x))  # the linear projection
+        want4 = reference[3](x)
+        want8 = reference[4:7](want4)
+        want16 = reference[7:14](want8)
+    assert f4.shape[-2:] == (16, 24) and f8.shape[-2:] == (8, 12) and f16.shape[-2:] == (4, 6)
+    for got, want in ((f4, want4), (f8, want8), (f16, want16)):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_trunk_options_are_checked():
+    fast = get_preset("mobilevos-mbv2-fast")
+    with pytest.raises(ConfigError, match=r"blocks \[4\] are not residual"):
+        fast.replace(query_trunk_dropped=(3, 4))
+    with pytest.raises(ConfigError, match="MobileNetV2 query trunk only"):
+        get_preset("mobilevos-r18").replace(query_trunk_entry="half")
+    with pytest.raises(ConfigError, match="query_trunk_entry"):
+        fast.replace(query_trunk_entry="quarter")
+    light = fast.replace(query_trunk_entry="half", query_trunk_dropped=[5, 3])
+    assert light.query_trunk_dropped == (3, 5)  # YAML gives a list, in any order
+    assert ModelConfig.from_dict(light.to_dict()) == light
 
 
 def test_fast_preset_fits_its_flop_budget():

@@ -19,6 +19,11 @@ from mobilevos.errors import ConfigError
 Backbone = Literal["resnet50", "resnet18", "mobilenetv2", "tiny"]
 DecoderKind = Literal["stcn", "light"]
 AggregateAt = Literal["image", "stride4"]
+TrunkEntry = Literal["full", "half"]
+
+MOBILENETV2_RESIDUAL_BLOCKS = (3, 5, 6, 8, 9, 10, 12, 13)
+"""The blocks of MobileNetV2's ``features[:14]`` (the trunk up to stride 16) that have a skip
+connection (stride 1, as many channels out as in): the ones ``query_trunk_dropped`` can drop."""
 
 
 @dataclass(frozen=True)
@@ -62,6 +67,12 @@ class ModelConfig:
     Attributes:
         name: preset name this config came from (informational).
         query_backbone: trunk of the query (key) encoder, truncated at stride 16.
+        query_trunk_entry: ``"half"`` pools the frame 2x2 before the query trunk's stem and
+            takes a stride out of its first strided block, so the features keep their strides
+            while the trunk's first layers run on a quarter of the pixels; ``"full"``, the
+            trunk as published. MobileNetV2 only.
+        query_trunk_dropped: indices of the query trunk's residual blocks (``features[i]``)
+            replaced by the identity. MobileNetV2 only.
         value_backbone: trunk of the value encoder (frame + masks), truncated at stride 16;
             None: no second trunk, the value is built from the query trunk's features and the
             object's mask by a light branch (:class:`~mobilevos.model.encoders.MaskValueEncoder`)
@@ -98,6 +109,8 @@ class ModelConfig:
 
     name: str = "custom"
     query_backbone: Backbone = "mobilenetv2"
+    query_trunk_entry: TrunkEntry = "full"
+    query_trunk_dropped: tuple[int, ...] = ()
     value_backbone: Backbone | None = "mobilenetv2"
     key_dim: int = 64
     value_dim: int = 64
@@ -132,13 +145,31 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         # Tuples, however given (YAML overrides give lists), so that equal configs compare equal.
-        for key in ("decoder_dims", "value_branch_dims", "aspp_rates"):
+        for key in ("query_trunk_dropped", "decoder_dims", "value_branch_dims", "aspp_rates"):
             object.__setattr__(self, key, tuple(getattr(self, key)))
+        object.__setattr__(self, "query_trunk_dropped", tuple(sorted(self.query_trunk_dropped)))
         if self.decoder not in ("stcn", "light"):
             raise ConfigError(f"decoder must be 'stcn' or 'light', got {self.decoder!r}")
         if self.aggregate_at not in ("image", "stride4"):
             raise ConfigError(
                 f"aggregate_at must be 'image' or 'stride4', got {self.aggregate_at!r}"
+            )
+        if self.query_trunk_entry not in ("full", "half"):
+            raise ConfigError(
+                f"query_trunk_entry must be 'full' or 'half', got {self.query_trunk_entry!r}"
+            )
+        if self.query_backbone != "mobilenetv2" and (
+            self.query_trunk_entry != "full" or self.query_trunk_dropped
+        ):
+            raise ConfigError(
+                "query_trunk_entry and query_trunk_dropped apply to a MobileNetV2 query trunk "
+                f"only, not {self.query_backbone}"
+            )
+        wrong = sorted(set(self.query_trunk_dropped) - set(MOBILENETV2_RESIDUAL_BLOCKS))
+        if wrong:
+            raise ConfigError(
+                f"query_trunk_dropped: MobileNetV2 blocks {wrong} are not residual blocks "
+                f"(only {list(MOBILENETV2_RESIDUAL_BLOCKS)} can be dropped)"
             )
 
     def replace(self, **changes: Any) -> ModelConfig:

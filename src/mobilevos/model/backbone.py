@@ -20,6 +20,7 @@ import torch
 from torch import Tensor, nn
 from torchvision.models import mobilenet_v2, resnet18, resnet50
 
+from mobilevos.config import MOBILENETV2_RESIDUAL_BLOCKS
 from mobilevos.errors import CheckpointError
 from mobilevos.model.weights import load_state_dict_strict
 
@@ -84,21 +85,50 @@ class ResNetTrunk(nn.Module):
 
 
 class MobileNetV2Trunk(nn.Module):
-    """torchvision MobileNetV2 ``features[:14]``: strides 4/8/16 with 24/32/96 channels."""
+    """torchvision MobileNetV2 ``features[:14]``: strides 4/8/16 with 24/32/96 channels.
+
+    Two options make it cheaper (both keep every remaining ImageNet weight usable):
+
+    - ``entry="half"``: the frame is average-pooled 2x2 before the stem, and the first strided
+      block (``features[2]``) no longer strides, so the features keep their strides 4, 8 and 16
+      while the stem and the first two blocks run on a quarter of the pixels (at 480p they were
+      most of the trunk's time: docs/speed.md).
+    - ``dropped``: indices of residual blocks (stride 1, as many channels out as in:
+      :attr:`RESIDUAL_BLOCKS`) replaced by the identity, which is what a residual block with a
+      zero branch computes.
+    """
 
     STAGE_ENDS = (4, 7, 14)
+    RESIDUAL_BLOCKS = MOBILENETV2_RESIDUAL_BLOCKS
+    ENTRIES = ("full", "half")
 
-    def __init__(self, in_channels: int = 3) -> None:
+    def __init__(
+        self, in_channels: int = 3, entry: str = "full", dropped: tuple[int, ...] = ()
+    ) -> None:
         super().__init__()
+        if entry not in self.ENTRIES:
+            raise ValueError(f"MobileNetV2 entry must be 'full' or 'half', got {entry!r}")
+        not_residual = sorted(set(dropped) - set(self.RESIDUAL_BLOCKS))
+        if not_residual:
+            raise ValueError(
+                f"MobileNetV2 blocks {not_residual} cannot be dropped (only the residual blocks "
+                f"{list(self.RESIDUAL_BLOCKS)})"
+            )
         features = mobilenet_v2().features[: self.STAGE_ENDS[-1]]
         stem = features[0][0]
         features[0][0] = _widen_first_conv(stem, in_channels)
+        for index in dropped:
+            features[index] = nn.Identity()
+        self.entry = nn.AvgPool2d(2) if entry == "half" else nn.Identity()
+        if entry == "half":
+            features[2].conv[1][0].stride = (1, 1)  # the depthwise 3x3 of the first strided block
         self.features = features
+        self.dropped = tuple(sorted(dropped))
         self.channels = (24, 32, 96)
 
     def forward(self, x: Tensor) -> Features:
         a, b, c = self.STAGE_ENDS
-        f4 = self.features[:a](x)
+        f4 = self.features[:a](self.entry(x))
         f8 = self.features[a:b](f4)
         f16 = self.features[b:c](f8)
         return Features(f4, f8, f16)
@@ -131,13 +161,18 @@ class TinyTrunk(nn.Module):
 Trunk = ResNetTrunk | MobileNetV2Trunk | TinyTrunk
 
 
-def build_trunk(name: str, in_channels: int = 3) -> Trunk:
+def build_trunk(
+    name: str, in_channels: int = 3, entry: str = "full", dropped: tuple[int, ...] = ()
+) -> Trunk:
+    """A trunk by name; ``entry`` and ``dropped`` are MobileNetV2's (:class:`MobileNetV2Trunk`)."""
+    if name != "mobilenetv2" and (entry != "full" or dropped):
+        raise ValueError(f"only a MobileNetV2 trunk takes a half entry or dropped blocks, not {name}")
     if name == "resnet18":
         return ResNetTrunk(18, in_channels)
     if name == "resnet50":
         return ResNetTrunk(50, in_channels)
     if name == "mobilenetv2":
-        return MobileNetV2Trunk(in_channels)
+        return MobileNetV2Trunk(in_channels, entry, dropped)
     if name == "tiny":
         return TinyTrunk(in_channels)
     raise ValueError(f"unknown backbone {name!r}")
@@ -158,9 +193,10 @@ def find_mobilenet_weights() -> Path | None:
 def load_torchvision_weights(trunk: Trunk, path: str | Path) -> None:
     """Load a torchvision classification state dict (ResNet or MobileNetV2) into a trunk.
 
-    Keys beyond the truncation point (``layer4``, ``fc``, ``features.14+``, ``classifier``) are
-    dropped by name; every trunk key must be present with a matching shape, except that the first
-    convolution of a value trunk is widened with zero weights for the mask channels.
+    Keys beyond the truncation point (``layer4``, ``fc``, ``features.14+``, ``classifier``) and
+    of a MobileNetV2 trunk's dropped blocks are left out by name; every trunk key must be present
+    with a matching shape, except that the first convolution of a value trunk is widened with zero
+    weights for the mask channels.
     """
     path = Path(path)
     try:
@@ -173,7 +209,12 @@ def load_torchvision_weights(trunk: Trunk, path: str | Path) -> None:
         raise CheckpointError(f"{path}: not a state dict")
     if isinstance(trunk, MobileNetV2Trunk):
         source = {k: v for k, v in source.items() if k.startswith("features.")}
-        source = {k: v for k, v in source.items() if int(k.split(".")[1]) < trunk.STAGE_ENDS[-1]}
+        source = {
+            k: v
+            for k, v in source.items()
+            if int(k.split(".")[1]) < trunk.STAGE_ENDS[-1]
+            and int(k.split(".")[1]) not in trunk.dropped
+        }
     else:
         source = {k: v for k, v in source.items() if not k.startswith(("layer4.", "fc."))}
     for key, value in trunk.state_dict().items():

@@ -49,9 +49,11 @@ class QueryEncoder(nn.Module):
         query_value_dim: int,
         aspp_dim: int | None = None,
         aspp_rates: tuple[int, ...] = (),
+        trunk_entry: str = "full",
+        trunk_dropped: tuple[int, ...] = (),
     ) -> None:
         super().__init__()
-        self.trunk = build_trunk(backbone, in_channels=3)
+        self.trunk = build_trunk(backbone, 3, trunk_entry, trunk_dropped)
         c4, c8, c16 = self.trunk.channels
         self.aspp = ASPP(c16, aspp_dim, aspp_rates) if aspp_dim else None
         if aspp_dim:

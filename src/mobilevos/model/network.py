@@ -76,6 +76,8 @@ class MobileVOS(nn.Module):
             query_value_dim=config.query_value_dim,
             aspp_dim=config.aspp_dim if config.aspp else None,
             aspp_rates=config.aspp_rates,
+            trunk_entry=config.query_trunk_entry,
+            trunk_dropped=config.query_trunk_dropped,
         )
         c4, c8, c16 = self.query_encoder.channels
         self.value_encoder: ValueEncoder | MaskValueEncoder
