@@ -8,8 +8,8 @@ A campaign (``--campaign``: ``default``, the shipped ``mobilevos-mbv2-lite``; ``
 step where stage 2's schedule starts; stage 2 resumes stage 1's state there and anneals the rate
 to zero. The command runs the first stage that has not reached its end, then the next ones
 (``--stage`` runs one). To train longer before annealing, move stage 2's ``schedule_start`` and
-``steps`` on, remove ``campaign/<campaign>/stage2`` and run again. A branch (``--branch NAME``) trains another recipe
-of the campaign (``configs/<campaign>/NAME.yaml``) from scratch into
+``steps`` on, remove ``campaign/<campaign>/stage2`` and run again. A branch (``--branch NAME``)
+trains another recipe of the campaign (``configs/<campaign>/NAME.yaml``) from scratch into
 ``campaign/<campaign>/branches/NAME/`` with records of its own and never ships; two runs side by
 side with ``--threads 1 --train-minutes M`` are compared at equal training time, and
 ``--adopt`` takes the winner's state into a stage.

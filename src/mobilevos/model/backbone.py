@@ -166,7 +166,7 @@ def build_trunk(
 ) -> Trunk:
     """A trunk by name; ``entry`` and ``dropped`` are MobileNetV2's (:class:`MobileNetV2Trunk`)."""
     if name != "mobilenetv2" and (entry != "full" or dropped):
-        raise ValueError(f"only a MobileNetV2 trunk takes a half entry or dropped blocks, not {name}")
+        raise ValueError(f"only a MobileNetV2 trunk enters at half or drops blocks, not {name}")
     if name == "resnet18":
         return ResNetTrunk(18, in_channels)
     if name == "resnet50":
