@@ -83,12 +83,20 @@ def assert_nothing_runs_outside_xnnpack(folder) -> None:
         assert not outside, f"{verb}.pte runs outside XNNPACK: {outside}"
 
 
-@pytest.mark.parametrize("student", ["tiny_model", "tiny_fast_model"])
+@pytest.mark.parametrize("student", ["tiny_model", "tiny_fast_model", "half_entry"])
 def test_every_per_frame_operator_runs_inside_xnnpack(student, request, tmp_path):
     """The readout, the soft aggregation, the attention pools and the per-object broadcasts,
     in the tiny presets built like the two students (no ASPP: its GroupNorm is not an XNNPACK
-    operator, and no student has one): fp32 at two objects, int8 at three."""
-    config = request.getfixturevalue(student).config.replace(aspp=False)
+    operator, and no student has one), and the tiny fast one on a MobileNetV2 query trunk that
+    enters at half resolution with blocks dropped (its pooled entry): fp32 at two objects, int8
+    at three."""
+    if student == "half_entry":
+        config = request.getfixturevalue("tiny_fast_model").config.replace(
+            query_backbone="mobilenetv2", query_trunk_entry="half", query_trunk_dropped=(3, 13)
+        )
+    else:
+        config = request.getfixturevalue(student).config
+    config = config.replace(aspp=False, pretrained=False)
     torch.manual_seed(0)
     model = build_model(config).eval()
     export_model(copy.deepcopy(model), tmp_path / "fp32", SIZE, 2, format="executorch")
