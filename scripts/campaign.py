@@ -354,11 +354,9 @@ def train(campaign: Campaign, run: Run, args: argparse.Namespace, started: float
         best = record_step(trainer, campaign, run, evaluate(trainer), records, best)
     if trainer.step < end:
         return False
-    print(
-        f"{run.stage} is complete at step {trainer.step}"
-        + ("" if run.ships and stage != list(campaign.stages)[-1] else
-           ": nothing left to train. To train longer, see this script's docstring.")
-    )  # fmt: skip
+    last = not run.ships or stage == list(campaign.stages)[-1]
+    hint = ": nothing left to train. To train longer, see this script's docstring." if last else ""
+    print(f"{run.stage} is complete at step {trainer.step}{hint}")
     return True
 
 

@@ -144,8 +144,9 @@ class ModelConfig:
         return cls(**values)
 
     def __post_init__(self) -> None:
-        # Tuples, however given (YAML overrides give lists), so that equal configs compare equal.
-        for key in ("query_trunk_dropped", "decoder_dims", "value_branch_dims", "aspp_rates"):
+        # Tuples, however given (YAML overrides give lists), so that equal configs compare equal;
+        # the dropped blocks in order, as a set would be.
+        for key in ("decoder_dims", "value_branch_dims", "aspp_rates"):
             object.__setattr__(self, key, tuple(getattr(self, key)))
         object.__setattr__(self, "query_trunk_dropped", tuple(sorted(self.query_trunk_dropped)))
         if self.decoder not in ("stcn", "light"):
