@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from mobilevos.errors import ConfigError
 
@@ -155,7 +155,7 @@ class ModelConfig:
             raise ConfigError(
                 f"aggregate_at must be 'image' or 'stride4', got {self.aggregate_at!r}"
             )
-        if self.query_trunk_entry not in ("full", "half"):
+        if self.query_trunk_entry not in get_args(TrunkEntry):
             raise ConfigError(
                 f"query_trunk_entry must be 'full' or 'half', got {self.query_trunk_entry!r}"
             )

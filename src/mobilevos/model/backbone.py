@@ -14,13 +14,13 @@ from __future__ import annotations
 import importlib.util
 import logging
 from pathlib import Path
-from typing import NamedTuple
+from typing import NamedTuple, get_args
 
 import torch
 from torch import Tensor, nn
 from torchvision.models import mobilenet_v2, resnet18, resnet50
 
-from mobilevos.config import MOBILENETV2_RESIDUAL_BLOCKS
+from mobilevos.config import MOBILENETV2_RESIDUAL_BLOCKS, TrunkEntry
 from mobilevos.errors import CheckpointError
 from mobilevos.model.weights import load_state_dict_strict
 
@@ -100,7 +100,7 @@ class MobileNetV2Trunk(nn.Module):
 
     STAGE_ENDS = (4, 7, 14)
     RESIDUAL_BLOCKS = MOBILENETV2_RESIDUAL_BLOCKS
-    ENTRIES = ("full", "half")
+    ENTRIES = get_args(TrunkEntry)
 
     def __init__(
         self, in_channels: int = 3, entry: str = "full", dropped: tuple[int, ...] = ()
